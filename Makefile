@@ -1,0 +1,19 @@
+# The two commands a new user runs (see README.md). Both bootstrap first: that step
+# installs only what is missing, so it costs nothing on a ready machine.
+.PHONY: demo test lint bench bootstrap
+
+bootstrap:
+	./bootstrap
+
+demo: bootstrap
+	.venv/bin/distkernel demo
+
+test: bootstrap
+	.venv/bin/python -m pytest
+
+lint: bootstrap
+	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
+
+bench: bootstrap
+	.venv/bin/python -m bench.run
