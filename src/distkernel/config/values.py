@@ -1,0 +1,99 @@
+"""Reading and writing .config text: fragments (with their origin per line) and the
+effective configuration."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from distkernel.errors import UserError
+
+SET_RE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
+UNSET_RE = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a requested value came from: a file (with line) or a recipe key."""
+
+    where: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}:{self.line}" if self.line else self.where
+
+
+@dataclass(frozen=True)
+class Setting:
+    symbol: str
+    value: str  # y, m, n, a number, or a quoted string
+    origin: Origin
+
+
+def parse_line(line: str) -> tuple[str, str] | None:
+    """(symbol, value) of one .config line; None for blank lines and comments."""
+    line = line.strip()
+    if m := SET_RE.match(line):
+        return m.group(1), m.group(2)
+    if m := UNSET_RE.match(line):
+        return m.group(1), "n"
+    if not line or line.startswith("#"):
+        return None
+    raise ValueError(line)
+
+
+def parse_fragment(path: Path, label: str | None = None) -> list[Setting]:
+    """Settings of a fragment file; any line that is neither `CONFIG_X=value` nor
+    `# CONFIG_X is not set` (nor blank/comment) is an error naming file:line."""
+    out = []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read config fragment: {e.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            parsed = parse_line(line)
+        except ValueError:
+            raise UserError(
+                f"{path}:{number}: not a config line: `{line.strip()}` "
+                f"(expected CONFIG_NAME=value or `# CONFIG_NAME is not set`)"
+            ) from None
+        if parsed:
+            out.append(Setting(parsed[0], parsed[1], Origin(label or str(path), number)))
+    return out
+
+
+def read_config(path: Path) -> dict[str, str]:
+    """Effective values of a .config; `# ... is not set` reads as n."""
+    values = {}
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            parsed = parse_line(line)
+        except ValueError:
+            continue
+        if parsed:
+            values[parsed[0]] = parsed[1]
+    return values
+
+
+def format_line(symbol: str, value: str) -> str:
+    return f"# {symbol} is not set" if value == "n" else f"{symbol}={value}"
+
+
+def merge_into(config_text: str, settings: dict[str, str]) -> str:
+    """`config_text` with each symbol of `settings` replaced (or appended), like
+    merge_config.sh does before olddefconfig resolves the result."""
+    pending = dict(settings)
+    lines = []
+    for line in config_text.splitlines():
+        try:
+            parsed = parse_line(line)
+        except ValueError:
+            parsed = None
+        if parsed and parsed[0] in pending:
+            lines.append(format_line(parsed[0], pending.pop(parsed[0])))
+        else:
+            lines.append(line)
+    lines.extend(format_line(s, v) for s, v in pending.items())
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distkernel.config.report import build_report
+from distkernel.config.values import Origin, Setting, merge_into, parse_fragment, read_config
+from distkernel.errors import UserError
+
+
+def test_fragment_lines_carry_their_origin(tmp_path: Path) -> None:
+    f = tmp_path / "x.config"
+    f.write_text('# comment\n\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="text"\n')
+    settings = parse_fragment(f, "x.config")
+    assert [(s.symbol, s.value, str(s.origin)) for s in settings] == [
+        ("CONFIG_A", "y", "x.config:3"),
+        ("CONFIG_B", "n", "x.config:4"),
+        ("CONFIG_C", '"text"', "x.config:5"),
+    ]
+
+
+def test_a_bad_fragment_line_names_file_and_line(tmp_path: Path) -> None:
+    f = tmp_path / "bad.config"
+    f.write_text("CONFIG_A=y\nCONFIG_B y\n")
+    with pytest.raises(UserError, match=r"bad.config:2: not a config line: `CONFIG_B y`"):
+        parse_fragment(f)
+
+
+def test_merge_replaces_in_place_and_appends_new(tmp_path: Path) -> None:
+    text = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=m\n"
+    merged = merge_into(text, {"CONFIG_B": "y", "CONFIG_A": "n", "CONFIG_D": "m"})
+    assert merged == "# CONFIG_A is not set\nCONFIG_B=y\nCONFIG_C=m\nCONFIG_D=m\n"
+    (tmp_path / "c").write_text(merged)
+    assert read_config(tmp_path / "c") == {"CONFIG_A": "n", "CONFIG_B": "y", "CONFIG_C": "m", "CONFIG_D": "m"}
+
+
+def test_report_later_input_wins_and_keeps_what_it_overrode() -> None:
+    requested = [
+        Setting("CONFIG_X", "y", Origin("a.config", 1)),
+        Setting("CONFIG_X", "m", Origin("b.config", 7)),
+        Setting("CONFIG_Y", "y", Origin("a.config", 2)),
+        Setting("CONFIG_Z", "n", Origin("a.config", 3)),
+    ]
+    report = build_report("tinyconfig", {"CONFIG_X": "n"}, requested, {"CONFIG_X": "m", "CONFIG_Y": "n"})
+    x, y, z = report.entries
+    assert x.took and str(x.origin) == "b.config:7"
+    assert [(o.value, str(o.origin)) for o in x.overrides] == [("n", "base tinyconfig"), ("y", "a.config:1")]
+    assert x.conflict
+    assert not y.took and y.effective == "n" and y.reason is None
+    assert z.took  # absent from the effective config reads as n
+    assert report.misses == (y,)
+    assert report.to_json()["missed"] == 1
