@@ -1,0 +1,133 @@
+"""config, build and demo: the recipe side of the pipeline."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from distkernel import cache
+from distkernel.cli import render
+from distkernel.config.report import ConfigReport
+from distkernel.pipeline import build_id, build_package, configure
+from distkernel.recipe import load_recipe
+from distkernel.source import source_key
+
+RECIPE = click.Path(exists=False, dir_okay=False, path_type=Path)
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def default_recipe() -> Path:
+    return Path(str(resources.files("distkernel.data").joinpath("recipes/qemu-minimal.toml")))
+
+
+def show_report(report: ConfigReport, only_misses: bool = False) -> None:
+    rows = [
+        (e.symbol, e.requested, e.effective, "took" if e.took else "NOT TAKEN", e.origin, e.reason or "")
+        for e in report.entries
+        if not (only_misses and e.took)
+    ]
+    if rows:
+        render.table(None, ("option", "requested", "effective", "", "from", "why"), rows)
+    render.out.print(
+        f"{len(report.entries) - len(report.misses)}/{len(report.entries)} requested values took (base {report.base})"
+    )
+
+
+@click.command()
+@click.argument("recipe", type=RECIPE)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write the .config here.")
+@click.option(
+    "--strict/--no-strict",
+    default=None,
+    help="Fail when a requested value did not take [default: the recipe's config.strict].",
+)
+@JSON
+def config(recipe: Path, out: Path | None, strict: bool | None, as_json: bool) -> None:
+    """Assemble and resolve the recipe's .config, and report every requested value."""
+    r = load_recipe(recipe)
+    work = cache.cache_dir("build") / build_id(r, source_key(r))
+    with cache.locked(f"build-{work.name}"), render.progress() as p:
+        outcome = configure(r, work, strict=strict, progress=p)
+    resolved = outcome.config
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(resolved.path, out / f"config-{resolved.kernel_release}")
+    if as_json:
+        render.emit_json(
+            {"kernel_release": resolved.kernel_release, "config_sha256": resolved.sha256, **resolved.report.to_json()}
+        )
+    else:
+        show_report(resolved.report)
+
+
+@click.command()
+@click.argument("recipe", type=RECIPE)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Folder for the package.",
+)
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, help="make -j [default: one per core].")
+@click.option("--fresh", is_flag=True, help="Ignore the package cache and build in a new, empty build dir.")
+@click.option("--strict/--no-strict", default=None, help="Override the recipe's config.strict.")
+@JSON
+def build(recipe: Path, out: Path, jobs: int, fresh: bool, strict: bool | None, as_json: bool) -> None:
+    """Build RECIPE into one package file in --out (from the cache when nothing changed)."""
+    r = load_recipe(recipe)
+    with render.progress() as p:
+        result = build_package(r, out, jobs=jobs, fresh=fresh, strict=strict, progress=p)
+    if as_json:
+        render.emit_json(
+            {
+                "package": str(result.package),
+                "cached": result.cached,
+                "key": result.key,
+                "seconds": round(result.seconds, 2),
+                "timings": result.timings,
+                "metadata": result.metadata.to_json(),
+                "config": result.report.to_json() if result.report else None,
+            }
+        )
+        return
+    if result.report and result.report.misses:
+        show_report(result.report, only_misses=True)
+    how = (
+        "from cache, make not run" if result.cached else f"built, {result.build.objects if result.build else 0} objects"
+    )
+    size = render.human_size(result.package.stat().st_size)
+    render.out.print(f"{result.package} ({size}; {how}; {result.seconds:.1f} s)")
+
+
+@click.command()
+@click.argument("recipe", type=RECIPE, required=False)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True)
+@JSON
+def demo(recipe: Path | None, out: Path, as_json: bool) -> None:
+    """The main job on the embedded default: build the default recipe, then show and
+    verify the package."""
+    from distkernel.cli.package import describe, verify_or_fail
+
+    r = load_recipe(recipe or default_recipe())
+    with render.progress() as p:
+        result = build_package(r, out, progress=p)
+    checked = verify_or_fail(result.package)
+    if as_json:
+        render.emit_json(
+            {
+                "package": str(result.package),
+                "cached": result.cached,
+                "metadata": result.metadata.to_json(),
+                "verified_files": checked.files,
+            }
+        )
+        return
+    describe(result.package, result.metadata)
+    render.out.print(f"verified: {checked.files} files match the manifest")
+
+
+COMMANDS = (config, build, demo)
