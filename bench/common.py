@@ -1,0 +1,45 @@
+"""Shared helpers for the benchmarks: each prints one JSON document with our number
+beside its baseline, measured in the same run."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RECIPE = ROOT / "recipes" / "qemu-minimal.toml"
+DISTKERNEL = [sys.executable, "-m", "distkernel"]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.monotonic()
+    fn()
+    return time.monotonic() - start
+
+
+def median_time(fn: Callable[[], object], repeat: int) -> float:
+    return statistics.median(timed(fn) for _ in range(repeat))
+
+
+def sh(*argv: str | os.PathLike[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    proc = subprocess.run([os.fspath(a) for a in argv], env=env, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(map(str, argv))} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def report(name: str, doc: dict[str, Any]) -> dict[str, Any]:
+    doc = {"benchmark": name, **doc}
+    print(json.dumps(doc, indent=2), flush=True)
+    return doc
+
+
+def ratio(ours: float, baseline: float) -> float:
+    return round(ours / baseline, 3) if baseline else float("inf")

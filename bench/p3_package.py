@@ -1,0 +1,64 @@
+"""P3: packaging a finished build (modules_install, headers, manifest, zstd) vs the
+kernel's own `make bindeb-pkg` on the same finished build, with the same make arguments:
+time (goal <= 0.2x) and the size of our one package vs linux-image + linux-headers .debs
+(goal <= 0.8x)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh, timed
+from distkernel import cache
+from distkernel.build import BuildResult
+from distkernel.pipeline import build_id, configure, make_package
+from distkernel.recipe import load_recipe
+from distkernel.source import source_key
+from distkernel.toolchain import toolchain_versions
+
+
+def main() -> dict[str, object]:
+    recipe = load_recipe(DEFAULT_RECIPE)
+    with tempfile.TemporaryDirectory() as tmp:
+        sh(*DISTKERNEL, "build", DEFAULT_RECIPE, "--out", tmp)  # a finished build dir
+        work = cache.cache_dir("build") / build_id(recipe, source_key(recipe))
+        configured = configure(recipe, work)
+        kb = configured.kbuild
+        release = (kb.build_dir / "include/config/kernel.release").read_text().strip()
+        built = BuildResult(kb.build_dir, release, kb.build_dir / kb.arch.image, work / "logs/build.log", 0, 0.0)
+        pkg_work = Path(tmp) / "ours"
+        shutil.copytree(work / "logs", pkg_work / "logs")
+        toolchain = toolchain_versions(kb.arch)
+        ours_pkg: list[Path] = []
+        ours = timed(lambda: ours_pkg.append(make_package(recipe, configured, built, pkg_work, toolchain)))
+
+        # bindeb-pkg writes into O= and its parent: give it a copy of the finished build.
+        deb_work = Path(tmp) / "deb"
+        deb_obj = deb_work / "obj"
+        sh("cp", "-a", kb.build_dir, deb_obj)
+        argv = [a if not a.startswith("O=") else f"O={deb_obj}" for a in kb.args()]
+        baseline = timed(lambda: sh(*argv, f"-j{os.cpu_count()}", "bindeb-pkg", env=kb.env()))
+        debs = sorted(p for p in deb_work.glob("*.deb") if p.name.startswith(("linux-image-", "linux-headers-")))
+        debs_size = sum(p.stat().st_size for p in debs)
+        ours_size = ours_pkg[0].stat().st_size
+    return report(
+        "P3 packaging",
+        {
+            "distkernel_package_s": round(ours, 2),
+            "bindeb_pkg_s": round(baseline, 2),
+            "time_ratio": ratio(ours, baseline),
+            "time_goal": "<= 0.2x",
+            "package_bytes": ours_size,
+            "debs_bytes": debs_size,
+            "debs": {p.name: p.stat().st_size for p in debs},
+            "size_ratio": ratio(ours_size, debs_size),
+            "size_goal": "<= 0.8x",
+            "met": ours <= 0.2 * baseline and ours_size <= 0.8 * debs_size,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
