@@ -53,12 +53,30 @@ def build_id(recipe: Recipe, skey: str) -> str:
     return f"{k.name}-{k.arch}{'+' + k.variant if k.variant else ''}-{skey[:16]}"
 
 
+# The parts of distkernel that decide a package's bytes; install/test-side code does not.
+BUILD_SIDE = (
+    "package",
+    "config",
+    "trust",
+    "data/arches.toml",
+    "payload.py",
+    "build.py",
+    "kbuild.py",
+    "pipeline.py",
+    "source.py",
+    "recipe.py",
+    "toolchain.py",
+    "arch.py",
+)
+
+
 @functools.cache
 def code_fingerprint() -> str:
-    """distkernel's own code and data decide the package bytes too."""
+    """distkernel's own build-side code and data decide the package bytes too."""
     root = Path(__file__).parent
     h = hashlib.sha256()
-    for f in sorted(root.rglob("*")):
+    files = (f for part in BUILD_SIDE for f in ([root / part] if (root / part).is_file() else (root / part).rglob("*")))
+    for f in sorted(files):
         if f.is_file() and f.suffix in (".py", ".toml", ".config", ".json", ".sh"):
             h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()

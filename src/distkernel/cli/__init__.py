@@ -46,9 +46,9 @@ def main(cache_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from distkernel.cli import build, doctor, package
+    from distkernel.cli import boot, build, config, doctor, install, modules, package, trust
 
-    for module in (build, doctor, package):
+    for module in (build, config, doctor, package, install, boot, modules, trust):
         for command in module.COMMANDS:
             main.add_command(command)
 

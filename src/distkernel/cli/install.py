@@ -1,0 +1,7 @@
+"""install commands (being written)."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []
