@@ -27,12 +27,12 @@ def test_a_bad_fragment_line_names_file_and_line(tmp_path: Path) -> None:
         parse_fragment(f)
 
 
-def test_merge_replaces_in_place_and_appends_new(tmp_path: Path) -> None:
+def test_merge_moves_requested_values_last_in_order(tmp_path: Path) -> None:
     text = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=m\n"
-    merged = merge_into(text, {"CONFIG_B": "y", "CONFIG_A": "n", "CONFIG_D": "m"})
-    assert merged == "# CONFIG_A is not set\nCONFIG_B=y\nCONFIG_C=m\nCONFIG_D=m\n"
+    merged = merge_into(text, [("CONFIG_B", "n"), ("CONFIG_A", "n"), ("CONFIG_D", "m"), ("CONFIG_B", "y")])
+    assert merged == "CONFIG_C=m\n# CONFIG_A is not set\nCONFIG_D=m\nCONFIG_B=y\n"
     (tmp_path / "c").write_text(merged)
-    assert read_config(tmp_path / "c") == {"CONFIG_A": "n", "CONFIG_B": "y", "CONFIG_C": "m", "CONFIG_D": "m"}
+    assert read_config(tmp_path / "c") == {"CONFIG_C": "m", "CONFIG_A": "n", "CONFIG_D": "m", "CONFIG_B": "y"}
 
 
 def test_report_later_input_wins_and_keeps_what_it_overrode() -> None:
@@ -42,7 +42,7 @@ def test_report_later_input_wins_and_keeps_what_it_overrode() -> None:
         Setting("CONFIG_Y", "y", Origin("a.config", 2)),
         Setting("CONFIG_Z", "n", Origin("a.config", 3)),
     ]
-    report = build_report("tinyconfig", {"CONFIG_X": "n"}, requested, {"CONFIG_X": "m", "CONFIG_Y": "n"})
+    report = build_report("base tinyconfig", {"CONFIG_X": "n"}, requested, {"CONFIG_X": "m", "CONFIG_Y": "n"})
     x, y, z = report.entries
     assert x.took and str(x.origin) == "b.config:7"
     assert [(o.value, str(o.origin)) for o in x.overrides] == [("n", "base tinyconfig"), ("y", "a.config:1")]

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from importlib import resources
 from pathlib import Path
 
 import click
 
-from distkernel import cache
 from distkernel.cli import render
-from distkernel.config.report import ConfigReport
-from distkernel.pipeline import build_id, build_package, configure
+from distkernel.cli.config import show_report
+from distkernel.pipeline import build_package
 from distkernel.recipe import load_recipe
-from distkernel.source import source_key
 
 RECIPE = click.Path(exists=False, dir_okay=False, path_type=Path)
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -21,46 +18,6 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as
 
 def default_recipe() -> Path:
     return Path(str(resources.files("distkernel.data").joinpath("recipes/qemu-minimal.toml")))
-
-
-def show_report(report: ConfigReport, only_misses: bool = False) -> None:
-    rows = [
-        (e.symbol, e.requested, e.effective, "took" if e.took else "NOT TAKEN", e.origin, e.reason or "")
-        for e in report.entries
-        if not (only_misses and e.took)
-    ]
-    if rows:
-        render.table(None, ("option", "requested", "effective", "", "from", "why"), rows)
-    render.out.print(
-        f"{len(report.entries) - len(report.misses)}/{len(report.entries)} requested values took (base {report.base})"
-    )
-
-
-@click.command()
-@click.argument("recipe", type=RECIPE)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write the .config here.")
-@click.option(
-    "--strict/--no-strict",
-    default=None,
-    help="Fail when a requested value did not take [default: the recipe's config.strict].",
-)
-@JSON
-def config(recipe: Path, out: Path | None, strict: bool | None, as_json: bool) -> None:
-    """Assemble and resolve the recipe's .config, and report every requested value."""
-    r = load_recipe(recipe)
-    work = cache.cache_dir("build") / build_id(r, source_key(r))
-    with cache.locked(f"build-{work.name}"), render.progress() as p:
-        outcome = configure(r, work, strict=strict, progress=p)
-    resolved = outcome.config
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(resolved.path, out / f"config-{resolved.kernel_release}")
-    if as_json:
-        render.emit_json(
-            {"kernel_release": resolved.kernel_release, "config_sha256": resolved.sha256, **resolved.report.to_json()}
-        )
-    else:
-        show_report(resolved.report)
 
 
 @click.command()
@@ -130,4 +87,4 @@ def demo(recipe: Path | None, out: Path, as_json: bool) -> None:
     render.out.print(f"verified: {checked.files} files match the manifest")
 
 
-COMMANDS = (config, build, demo)
+COMMANDS = (build, demo)

@@ -3,6 +3,8 @@ effective configuration."""
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,10 +66,24 @@ def parse_fragment(path: Path, label: str | None = None) -> list[Setting]:
     return out
 
 
+def read_text_any(path: Path) -> str:
+    """A config file as text, also when gzip'ed (/proc/config.gz) or xz'ed (Debian's)."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    elif data[:6] == b"\xfd7zXZ\x00":
+        data = lzma.decompress(data)
+    return data.decode(errors="replace")
+
+
 def read_config(path: Path) -> dict[str, str]:
     """Effective values of a .config; `# ... is not set` reads as n."""
+    return parse_config(read_text_any(path))
+
+
+def parse_config(text: str) -> dict[str, str]:
     values = {}
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         try:
             parsed = parse_line(line)
         except ValueError:
@@ -81,19 +97,19 @@ def format_line(symbol: str, value: str) -> str:
     return f"# {symbol} is not set" if value == "n" else f"{symbol}={value}"
 
 
-def merge_into(config_text: str, settings: dict[str, str]) -> str:
-    """`config_text` with each symbol of `settings` replaced (or appended), like
-    merge_config.sh does before olddefconfig resolves the result."""
-    pending = dict(settings)
+def merge_into(config_text: str, settings: list[tuple[str, str]]) -> str:
+    """`config_text` with the lines of each symbol in `settings` moved to the end, in
+    the order given, like merge_config.sh does before olddefconfig resolves it: kconfig
+    keeps the last `=y` member of a choice, so the later input must come last."""
+    last = dict(settings)
+    order = list(dict.fromkeys(s for s, _ in reversed(settings)))[::-1]
     lines = []
     for line in config_text.splitlines():
         try:
             parsed = parse_line(line)
         except ValueError:
             parsed = None
-        if parsed and parsed[0] in pending:
-            lines.append(format_line(parsed[0], pending.pop(parsed[0])))
-        else:
+        if not (parsed and parsed[0] in last):
             lines.append(line)
-    lines.extend(format_line(s, v) for s, v in pending.items())
+    lines.extend(format_line(s, last[s]) for s in order)
     return "\n".join(lines) + "\n"
