@@ -10,6 +10,7 @@ from distkernel.cli import render
 from distkernel.errors import Failure
 from distkernel.package.format import Metadata
 from distkernel.package.reader import VerifyResult, read_metadata, verify_package
+from distkernel.trust.signing import check_signature, load_trusted
 
 PKG = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -58,10 +59,22 @@ def inspect(package: Path, as_json: bool) -> None:
 
 @click.command()
 @click.argument("package", type=PKG)
+@click.option(
+    "--key",
+    "keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    multiple=True,
+    help="Also require a manifest signature by this public key (repeatable: any of them).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def verify(package: Path, as_json: bool) -> None:
-    """Check every payload file against the package's manifest."""
+def verify(package: Path, keys: tuple[Path, ...], as_json: bool) -> None:
+    """Check every payload file against the package's manifest (and its signature with --key)."""
     result = verify_package(package)
+    signer = None
+    if keys and result.manifest is not None:
+        signer, why = check_signature(result.manifest.to_bytes(), result.signature, load_trusted(keys))
+        if signer is None:
+            result.problems.append(f"manifest.sig: {why}")
     if as_json:
         render.emit_json(
             {
@@ -70,13 +83,20 @@ def verify(package: Path, as_json: bool) -> None:
                 "files": result.files,
                 "bytes": result.bytes,
                 "problems": result.problems,
+                "signed_by": signer.fingerprint if signer else None,
             }
         )
         if not result.ok:
             raise SystemExit(1)
         return
-    verify_or_fail(package)
-    render.out.print(f"{package.name}: OK, {result.files} files ({render.human_size(result.bytes)}) match the manifest")
-
+    if not result.ok:
+        raise Failure(
+            f"{package}: {len(result.problems)} problem(s): the package is corrupt, altered or not signed by --key; "
+            "do not install it",
+            details=result.problems[:20],
+        )
+    signed = f"; signed by {signer.origin.name} ({signer.fingerprint[:16]})" if signer else ""
+    size = render.human_size(result.bytes)
+    render.out.print(f"{package.name}: OK, {result.files} files ({size}) match the manifest{signed}")
 
 COMMANDS = (inspect, verify)

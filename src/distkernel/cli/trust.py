@@ -1,7 +1,153 @@
-"""trust commands (being written)."""
+"""key, repo and fetch: signing keys and the binhost."""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from distkernel.cli import render
+from distkernel.repo.fetch import host_arch, resolve_package, serials_file, split_spec
+from distkernel.repo.index import Index, add_packages, init_repo
+from distkernel.repo.server import make_server
+from distkernel.trust.gate import trusted_keys
+from distkernel.trust.keys import ALL, PRIVATE, generate_keys
+from distkernel.trust.signing import load_trusted
+
+DIR = click.Path(file_okay=False, path_type=Path)
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group()
+def key() -> None:
+    """Signing keys."""
+
+
+@key.command("generate")
+@click.option("--out", type=DIR, required=True, help="Folder for the new keys (never overwritten).")
+@click.option("--name", default="distkernel", show_default=True, help="Common name in the certificates.")
+@JSON
+def key_generate(out: Path, name: str, as_json: bool) -> None:
+    """An Ed25519 pair (packages, repo indexes), a module signing key + certificate,
+    and a secure-boot db key + certificate. Private files are mode 0600."""
+    keys = generate_keys(out, name=name)
+    doc = {
+        "folder": str(keys.folder),
+        "files": {n: str(keys.path(n)) for n in ALL},
+        "private": [str(keys.path(n)) for n in PRIVATE],
+        "fingerprints": {
+            "package": keys.package_fingerprint,
+            "modules": keys.module_fingerprint,
+            "secureboot": keys.db_fingerprint,
+        },
+    }
+    if as_json:
+        render.emit_json(doc)
+        return
+    rows = [
+        ("package.key / package.pub", f"Ed25519, packages and repo indexes ({keys.package_fingerprint[:16]})"),
+        (
+            "module.pem / module.crt",
+            f"RSA-4096 + X.509 codeSigning: recipe sign.modules ({keys.module_fingerprint[:16]})",
+        ),
+        ("db.key / db.crt", f"RSA-2048 + X.509: secure-boot db, sbsign ({keys.db_fingerprint[:16]})"),
+    ]
+    render.table(str(keys.folder), ("files", "for"), rows)
+    render.out.print("private files (0600): " + ", ".join(PRIVATE) + "; keep them off clients and out of repos")
+
+
+def _show_index(repo: Path, index: Index, as_json: bool) -> None:
+    if as_json:
+        render.emit_json({"repo": str(repo), "serial": index.serial, "packages": [asdict(e) for e in index.entries]})
+        return
+    rows = [
+        (e.name, e.kernel_release, e.arch, e.variant or "-", render.human_size(e.size), e.path) for e in index.entries
+    ]
+    if rows:
+        render.table(None, ("name", "release", "arch", "variant", "size", "path"), rows)
+    render.out.print(f"{repo}: serial {index.serial}, {len(index.entries)} package(s)")
+
+
+@click.group()
+def repo() -> None:
+    """A binhost: a folder of packages with a signed index, served over HTTP."""
+
+
+@repo.command("init")
+@click.argument("directory", type=DIR)
+@click.option("--key", "key_path", type=FILE, required=True, help="Ed25519 private key that signs the index.")
+@JSON
+def repo_init(directory: Path, key_path: Path, as_json: bool) -> None:
+    """Create an empty repo in DIRECTORY, its index signed by --key."""
+    _show_index(directory, init_repo(directory, key_path), as_json)
+
+
+@repo.command("add")
+@click.argument("directory", type=DIR)
+@click.argument("packages", type=FILE, nargs=-1, required=True)
+@click.option("--key", "key_path", type=FILE, help="Signing key [default: the one given to `repo init`].")
+@JSON
+def repo_add(directory: Path, packages: tuple[Path, ...], key_path: Path | None, as_json: bool) -> None:
+    """Copy verified PACKAGES in and publish a new index (its serial grows by one)."""
+    _show_index(directory, add_packages(directory, list(packages), key_path), as_json)
+
+
+@repo.command("serve")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+def repo_serve(directory: Path, port: int, host: str) -> None:
+    """Serve the repo over HTTP (the index and packages only) until interrupted."""
+    server = make_server(directory, port, host)
+    bound_host, bound_port = server.server_address[:2]
+    # One line on stdout, flushed: scripts (and tests) read the URL from it.
+    sys.stdout.write(f"serving {directory} at http://{bound_host!s}:{bound_port}/\n")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+@click.command()
+@click.argument("spec", metavar="NAME[+VARIANT][@VERSION]")
+@click.option("--from", "source", metavar="URL", required=True, help="The binhost (http(s):// or a folder).")
+@click.option("--key", "keys", type=FILE, multiple=True, help="Public key the repo must be signed with (repeatable).")
+@click.option("--root", type=DIR, help="Trust ROOT's keys (etc/distkernel/trusted.d) and remember serials there.")
+@click.option("--arch", help="Package arch [default: this machine's].")
+@click.option("--variant", help="Package variant [default: none, or +VARIANT in the name].")
+@click.option("--out", type=DIR, default=Path("."), show_default=True, help="Where the package is written.")
+@JSON
+def fetch(
+    spec: str,
+    source: str,
+    keys: tuple[Path, ...],
+    root: Path | None,
+    arch: str | None,
+    variant: str | None,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Download exactly the package asked for from a binhost, fully checked; when the
+    repo has no such package, say so and stop (never anything else)."""
+    name_spec, spec_variant = split_spec(spec)
+    trusted = load_trusted(keys) + (trusted_keys(root) if root else [])
+    pkg = resolve_package(
+        name_spec,
+        source,
+        arch or host_arch(),
+        variant if variant is not None else spec_variant,
+        out,
+        trusted=trusted,
+        root=root,
+    )
+    if as_json:
+        render.emit_json({"package": str(pkg), "size": pkg.stat().st_size, "serials": str(serials_file(root))})
+        return
+    render.out.print(f"{pkg} ({render.human_size(pkg.stat().st_size)}): index, size, sha256, manifest and signature OK")
+
+
+COMMANDS: list[click.Command] = [key, repo, fetch]

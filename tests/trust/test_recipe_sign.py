@@ -1,0 +1,74 @@
+"""The recipe's [sign] table: paths checked with file:line errors; key fingerprints (never
+the keys) in the package cache key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from distkernel.errors import UserError
+from distkernel.pipeline import inputs_key
+from distkernel.recipe import load_recipe
+from distkernel.trust.keys import DB_CRT, DB_KEY, MODULE_PEM, PACKAGE_KEY, KeySet
+
+BASE = """\
+[kernel]
+name = "signed"
+source = "debian:linux-source-6.1"
+
+[config]
+base = "tinyconfig"
+
+[sign]
+"""
+
+
+def write(tmp_path: Path, sign: str) -> Path:
+    path = tmp_path / "r.toml"
+    path.write_text(BASE + sign)
+    return path
+
+
+def sign_table(keys: KeySet) -> str:
+    return "\n".join(
+        f'{k} = "{keys.path(v)}"'
+        for k, v in (
+            ("package", PACKAGE_KEY),
+            ("modules", MODULE_PEM),
+            ("secureboot_key", DB_KEY),
+            ("secureboot_cert", DB_CRT),
+        )
+    )
+
+
+def test_sign_table_reads_paths(tmp_path: Path, keys: KeySet) -> None:
+    recipe = load_recipe(write(tmp_path, sign_table(keys)))
+    assert recipe.sign.modules == keys.path(MODULE_PEM)
+    assert recipe.sign.secureboot_cert == keys.path(DB_CRT)
+
+
+@pytest.mark.parametrize(
+    ("sign", "needle"),
+    [
+        ('modules = "nope.pem"', "r.toml:9: sign.modules: file not found"),
+        ('colour = "x"', "sign.colour: unknown key"),
+        ("secureboot_key = '{db}'", "secureboot_key and secureboot_cert go together"),
+    ],
+)
+def test_sign_table_errors_name_file_and_line(tmp_path: Path, keys: KeySet, sign: str, needle: str) -> None:
+    with pytest.raises(UserError, match=needle.replace(".", r"\.")):
+        load_recipe(write(tmp_path, sign.format(db=keys.path(DB_KEY))))
+
+
+def test_fingerprints_not_keys_enter_the_cache_key(tmp_path: Path, keys: KeySet, other_keys: KeySet) -> None:
+    key, doc = inputs_key(load_recipe(write(tmp_path, sign_table(keys))))
+    (tmp_path / "other").mkdir()
+    other, _ = inputs_key(load_recipe(write(tmp_path / "other", sign_table(other_keys))))
+    assert key != other
+    text = json.dumps(doc)
+    assert keys.package_fingerprint in text and keys.module_fingerprint in text and keys.db_fingerprint in text
+    for name in (PACKAGE_KEY, MODULE_PEM, DB_KEY):
+        body = keys.path(name).read_text().split("-----")[2].split()[0]
+        assert body not in text
