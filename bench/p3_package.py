@@ -34,8 +34,10 @@ def main() -> dict[str, object]:
         ours_pkg: list[Path] = []
         ours = timed(lambda: ours_pkg.append(make_package(recipe, configured, built, pkg_work, toolchain)))
 
-        # bindeb-pkg writes into O= and its parent: give it a copy of the finished build.
-        deb_work = Path(tmp) / "deb"
+        # bindeb-pkg writes into O= and its parent: give it a copy of the finished build, at
+        # the same depth as the original so the relative paths (and ccache) stay the same.
+        deb_work = work.parent / f"{work.name}-bindeb"
+        shutil.rmtree(deb_work, ignore_errors=True)
         deb_obj = deb_work / "obj"
         deb_work.mkdir()
         sh("cp", "-a", kb.build_dir, deb_obj)
@@ -45,6 +47,7 @@ def main() -> dict[str, object]:
         deb_sizes = {p.name: p.stat().st_size for p in debs}
         debs_size = sum(deb_sizes.values())
         ours_size = ours_pkg[0].stat().st_size
+        shutil.rmtree(deb_work)
     return report(
         "P3 packaging",
         {

@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ["bench.p2_noop", "bench.p3_package", "bench.p1_build"]
+BENCHES = [
+    "bench.p2_noop",
+    "bench.p3_package",
+    "bench.p1_build",
+    "bench.p7_config",
+    "bench.p4_initramfs",
+    "bench.p8_modules",
+    "bench.p6_boot",
+]
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHES

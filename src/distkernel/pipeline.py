@@ -15,9 +15,8 @@ from pathlib import Path
 from distkernel import __version__, cache
 from distkernel.arch import get_arch
 from distkernel.build import BuildResult, compile_kernel
-from distkernel.config.assemble import ResolvedConfig, requested_settings, resolve_config
+from distkernel.config.assemble import ResolvedConfig, check_strict, config_key, resolve_config
 from distkernel.config.report import ConfigReport
-from distkernel.errors import UserError
 from distkernel.kbuild import Kbuild, ccache_usable
 from distkernel.package.format import FORMAT, Metadata
 from distkernel.package.reader import read_metadata
@@ -27,6 +26,8 @@ from distkernel.progress import Progress, Silent
 from distkernel.recipe import Recipe
 from distkernel.source import SourceTree, prepare_source, source_key
 from distkernel.toolchain import BUILD_ENV, toolchain_versions
+from distkernel.trust.build import boot_image, manifest_signer, signers
+from distkernel.trust.modsign import link_module_key
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ def build_id(recipe: Recipe, skey: str) -> str:
 BUILD_SIDE = (
     "package",
     "config",
-    "trust",
+    "trust/build.py",
+    "trust/modsign.py",
+    "trust/secureboot.py",
+    "trust/signing.py",
     "data/arches.toml",
     "payload.py",
     "build.py",
@@ -85,17 +89,16 @@ def code_fingerprint() -> str:
 def inputs_key(recipe: Recipe) -> tuple[str, dict[str, object]]:
     """Everything that decides the package's bytes, hashed."""
     arch = get_arch(recipe.kernel.arch)
-    base = recipe.config.base
     doc: dict[str, object] = {
         "distkernel": __version__,
         "code": code_fingerprint(),
         "format": FORMAT,
         "recipe": recipe.sha256,
         "source": source_key(recipe),
-        "fragments": [cache.sha256_file(p) for p in recipe.config.fragments],
-        "base": cache.sha256_file(recipe.folder / base[5:]) if base.startswith("file:") else base,
+        "config": config_key(recipe),
         "toolchain": toolchain_versions(arch),
         "env": {k: os.environ[k] for k in BUILD_ENV if k in os.environ},
+        "sign": signers(recipe),  # public fingerprints: a new key is a new package
     }
     return cache.sha256_bytes(json.dumps(doc, sort_keys=True).encode()), doc
 
@@ -116,23 +119,14 @@ def configure(
     source = prepare_source(recipe)
     arch = get_arch(recipe.kernel.arch)
     kb = Kbuild(source, work / "obj", arch, ccache=ccache_usable(recipe.build.ccache))
+    link_module_key(recipe, kb.build_dir)
     progress.stage("config")
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / "config.log"
     log.write_text("")
-    resolved = resolve_config(recipe, kb, log, requested_settings(recipe))
-    misses = resolved.report.misses
-    if misses and (recipe.config.strict if strict is None else strict):
-        raise UserError(
-            f"{recipe.line_of('config', 'strict')}: config.strict: {len(misses)} requested option(s) did "
-            f"not take; fix their dependencies or drop them (`distkernel config {recipe.path}` explains)",
-            details=[
-                f"{e.symbol}: requested {e.requested}, effective {e.effective} (from {e.origin})"
-                + (f": {e.reason}" if e.reason else "")
-                for e in misses
-            ],
-        )
+    resolved = resolve_config(recipe, kb, log)
+    check_strict(recipe, resolved.report, strict)
     return ConfigOutcome(source, resolved, kb)
 
 
@@ -247,7 +241,8 @@ def make_package(
     strip_dir = work / "host-tools"
     shutil.rmtree(strip_dir, ignore_errors=True)
     strip_dir.mkdir(parents=True)
-    members = kernel_members(kb, built.image) + module_members(moddir) + header_members(kb, strip_dir)
+    image = boot_image(recipe, built.image, work, configured.source.date, work / "logs" / "package.log")
+    members = kernel_members(kb, image) + module_members(moddir) + header_members(kb, strip_dir)
     metadata = Metadata(
         name=recipe.kernel.name,
         variant=recipe.kernel.variant,
@@ -267,6 +262,8 @@ def make_package(
         image="kernel/vmlinuz",
         modules=sorted(m.path.rsplit("/", 1)[1][:-3] for m in members if m.path.endswith(".ko")),
         extra={
+            "signers": signers(recipe),
+            "test": {"modules": list(recipe.test.modules)},  # what `distkernel test` loads
             "config": {
                 "base": recipe.config.base,
                 "requested": len(resolved.report.entries),
@@ -275,4 +272,4 @@ def make_package(
         },
         distkernel=__version__,
     )
-    return write_package(work / "out", metadata, members)
+    return write_package(work / "out", metadata, members, sign=manifest_signer(recipe))

@@ -45,8 +45,13 @@ class KernelSpec:
 
 @dataclass(frozen=True)
 class ConfigSpec:
-    base: str
+    base: str = ""  # required unless a savedconfig is given
+    savedconfig: Path | None = field(default=None, metadata=DIR)
     fragments: tuple[Path, ...] = field(default=(), metadata=FILE)
+    features: tuple[str, ...] = ()
+    config_d: bool = False  # apply <root>/etc/kernel/config.d/*.config
+    root: Path | None = field(default=None, metadata=DIR)  # the target root (config.d, base = "running"); `--root`
+    tailor: Path | None = field(default=None, metadata=FILE)  # a `distkernel probe` host.json
     options: dict[str, str] = field(default_factory=dict)
     strict: bool = False
 
@@ -63,6 +68,17 @@ class TestSpec:
 
 
 @dataclass(frozen=True)
+class SignSpec:
+    """Signing keys (docs/signing.md); a key's fingerprint enters the package's cache
+    key, the key itself never enters the package or a cache record."""
+
+    package: Path | None = field(default=None, metadata=FILE)  # Ed25519 private key: signs manifest.json
+    modules: Path | None = field(default=None, metadata=FILE)  # PEM key + cert: CONFIG_MODULE_SIG_KEY
+    secureboot_key: Path | None = field(default=None, metadata=FILE)  # db key: sbsign kernel/vmlinuz
+    secureboot_cert: Path | None = field(default=None, metadata=FILE)  # its certificate
+
+
+@dataclass(frozen=True)
 class Recipe:
     path: Path
     sha256: str
@@ -70,6 +86,7 @@ class Recipe:
     config: ConfigSpec
     build: BuildSpec = field(default_factory=BuildSpec)
     test: TestSpec = field(default_factory=TestSpec)
+    sign: SignSpec = field(default_factory=SignSpec)
 
     @property
     def folder(self) -> Path:
@@ -91,7 +108,13 @@ class Recipe:
             return str(path)
 
 
-SECTIONS: dict[str, type] = {"kernel": KernelSpec, "config": ConfigSpec, "build": BuildSpec, "test": TestSpec}
+SECTIONS: dict[str, type] = {
+    "kernel": KernelSpec,
+    "config": ConfigSpec,
+    "build": BuildSpec,
+    "test": TestSpec,
+    "sign": SignSpec,
+}
 
 
 def find_line(text: str, table: str, key: str | None = None) -> int:
@@ -244,12 +267,25 @@ def _check(reader: _Reader, recipe: Recipe) -> None:
         exists = where.is_file() if k.source_kind == "tarball" else where.is_dir()
         if not exists:
             raise reader.fail("kernel", "source", f"{k.source_kind} not found: {where}")
+    if not recipe.config.base and recipe.config.savedconfig is None:
+        raise reader.fail("config", None, "needs `base` (or `savedconfig`)")
+    _check_features(reader, recipe.config.features)
     if recipe.config.base.startswith("file:"):
         base_file = (recipe.folder / recipe.config.base[5:]).resolve()
         if not base_file.is_file():
             raise reader.fail("config", "base", f"file not found: {base_file}")
     if recipe.build.jobs < 0:
         raise reader.fail("build", "jobs", "must be 0 (one per core) or more")
+    if (recipe.sign.secureboot_key is None) != (recipe.sign.secureboot_cert is None):
+        raise reader.fail("sign", None, "secureboot_key and secureboot_cert go together: set both or neither")
+
+
+def _check_features(reader: _Reader, names: tuple[str, ...]) -> None:
+    from distkernel.config.features import known_features
+
+    for name in names:
+        if name not in known_features():
+            raise reader.fail("config", "features", f"unknown feature `{name}` (known: {', '.join(known_features())})")
 
 
 def resolve_ref(recipe: Recipe, ref: str) -> Path:
