@@ -1,7 +1,111 @@
-"""boot commands (being written)."""
+"""test: boot a package under qemu and report one result line (or JSON, or JUnit)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from distkernel.boottest import FIRMWARES, BootOptions, BootResult, boot_test
+from distkernel.boottest.accel import ACCELS
+from distkernel.boottest.junit import write_junit
+from distkernel.boottest.result import Attempt
+from distkernel.cli import render
+from distkernel.install.target import LAYOUTS
+
+PKG = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _attempt_text(a: Attempt) -> str:
+    what = a.outcome.upper() if a.passed else f"{a.outcome}: {a.detail}".rstrip(": ")
+    when = f"marker after {a.marker_s:.2f} s" if a.marker_s is not None else f"after {a.seconds:.1f} s"
+    return f"{what} ({when}, {a.accel})"
+
+
+def result_line(r: BootResult) -> str:
+    a = r.final
+    tries = f", attempt {a.number}/{len(r.attempts)}" if len(r.attempts) > 1 else ""
+    if r.passed:
+        return (
+            f"PASS {r.case}: marker after {a.marker_s:.2f} s "
+            f"({r.boot}, {a.accel}{tries}; prepared in {r.prepare_s:.1f} s)"
+        )
+    return f"FAIL {r.case}: {a.outcome}: {a.detail} ({r.boot}, {a.accel}, after {a.seconds:.1f} s{tries})"
+
+
+@click.command("test")
+@click.argument("package", type=PKG)
+@click.option("--firmware", type=click.Choice(FIRMWARES), default="bios", show_default=True)
+@click.option(
+    "--layout",
+    type=click.Choice(LAYOUTS),
+    help="Install layout the boot goes through [default: plain for bios, bls for uefi].",
+)
+@click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True, help="Seconds per attempt.")
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Boot again after a panic or a timeout (failures that can be flaky).",
+)
+@click.option("--accel", type=click.Choice(ACCELS), default="auto", show_default=True, help="auto: KVM when it works.")
+@click.option("--append", default="", help="Extra kernel command-line arguments.")
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    help="A module the test init loads (repeatable) [default: the package's [test] modules].",
+)
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Where console logs are kept.")
+@click.option("--keep-logs", is_flag=True, help="Keep the console logs of a passing test too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+def test(
+    package: Path,
+    firmware: str,
+    layout: str | None,
+    timeout: float,
+    retries: int,
+    accel: str,
+    append: str,
+    modules: tuple[str, ...],
+    log_dir: Path | None,
+    keep_logs: bool,
+    as_json: bool,
+    junit: Path | None,
+) -> None:
+    """Boot PACKAGE under qemu with a test init (uname -r, the test modules, a marker
+    unique to this run). Exit 0 pass, 1 the kernel failed, 3 qemu could not run."""
+    opts = BootOptions(
+        firmware=firmware,
+        layout=layout,
+        timeout=timeout,
+        retries=retries,
+        accel=accel,
+        append=append,
+        modules=modules or None,
+        log_dir=log_dir,
+        keep_logs=keep_logs,
+    )
+
+    def progress(a: Attempt) -> None:
+        if not as_json and not a.passed and a.number <= retries:
+            render.err.print(f"attempt {a.number}: {_attempt_text(a)}; retrying", markup=False)
+
+    result = boot_test(package, opts, on_attempt=progress)
+    if junit:
+        write_junit(junit, [result])
+    if as_json:
+        render.emit_json(result.to_json())
+    else:
+        render.out.print(result_line(result), markup=False)
+        if result.final.console_log:
+            render.out.print(f"console log: {result.final.console_log}", markup=False)
+        if not result.passed:
+            render.out.print(f"accel: {result.accel} ({result.accel_reason})", markup=False)
+    sys.exit(result.exit_code)
+
+
+COMMANDS: list[click.Command] = [test]
