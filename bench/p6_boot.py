@@ -1,0 +1,110 @@
+"""P6: time to marker of `distkernel test` (BIOS direct boot) beside a hand-written
+`qemu -kernel -initrd` boot of the same kernel and test initramfs, alternated in one
+run; plus the UEFI time to marker per layout. Goals under TCG: harness <= 1.1x the
+hand-written boot, <= 2.5 s to marker for BIOS direct boot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh
+from distkernel.boottest.prepare import prepare
+from distkernel.boottest.profile import profile
+from distkernel.boottest.run import SCRATCH
+from distkernel.boottest.testinit import MARKER, init_script
+from distkernel.package.reader import read_metadata
+
+
+def hand_boot(kernel: Path, initrd: Path, token: str, timeout: float = 120) -> float:
+    """MACHINE.md's qemu line; seconds until the marker line."""
+    argv = ["qemu-system-x86_64", "-kernel", str(kernel), "-initrd", str(initrd)]
+    argv += ["-append", "console=ttyS0 panic=-1", "-nographic", "-no-reboot", "-m", "256", "-net", "none"]
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        for raw in proc.stdout:
+            if raw.decode(errors="replace").strip() == f"{MARKER} {token}":
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    raise SystemExit(f"bench: the hand-written boot of {kernel} printed no marker")
+
+
+def ours(pkg: Path, *args: str) -> tuple[float, float, dict[str, object]]:
+    """(time to marker, wall time of the whole command, its JSON)."""
+    start = time.monotonic()
+    doc = json.loads(sh(*DISTKERNEL, "test", pkg, "--json", "--timeout", "180", *args))
+    return float(doc["marker_s"]), time.monotonic() - start, doc
+
+
+def main() -> dict[str, object]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--uefi-repeat", type=int, default=1)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as out:
+        pkg = Path(json.loads(sh(*DISTKERNEL, "build", DEFAULT_RECIPE, "--out", out, "--json"))["package"])
+        meta = read_metadata(pkg)
+        modules = tuple(meta.extra.get("test", {}).get("modules", ()))
+        token = secrets.token_hex(8)
+        with tempfile.TemporaryDirectory(dir=SCRATCH if os.access(SCRATCH, os.W_OK) else None) as tmp:
+            ready = prepare(
+                pkg,
+                meta,
+                profile(meta.arch),
+                firmware="bios",
+                layout="plain",
+                cmdline="console=ttyS0 panic=-1",
+                init=init_script(meta.kernel_release, modules, token),
+                modules=modules,
+                work=Path(tmp),
+            )
+            assert ready.initrd is not None
+            bzimage = Path(tmp) / "root" / "boot" / f"vmlinuz-{meta.kernel_release}"  # the plain layout's name
+            hand_bz, hand_pvh, our_marker, our_wall = [], [], [], []
+            for _ in range(args.repeat):  # alternate, so load drifts hit both alike
+                hand_bz.append(hand_boot(bzimage, ready.initrd, token))
+                if ready.boot == "pvh" and ready.kernel is not None:
+                    hand_pvh.append(hand_boot(ready.kernel, ready.initrd, token))
+                marker, wall, doc = ours(pkg)
+                our_marker.append(marker)
+                our_wall.append(wall)
+        uefi = {}
+        for layout in ("bls", "uki", "grub"):
+            times = [ours(pkg, "--firmware", "uefi", "--layout", layout)[0] for _ in range(args.uefi_repeat)]
+            uefi[layout] = round(statistics.median(times), 2)
+    m_ours, m_bz = statistics.median(our_marker), statistics.median(hand_bz)
+    m_pvh = statistics.median(hand_pvh) if hand_pvh else None
+    return report(
+        "P6 boot test",
+        {
+            "ours_marker_s": round(m_ours, 2),
+            "ours_boot": doc["boot"],
+            "ours_accel": doc["accel"],
+            "ours_command_wall_s": round(statistics.median(our_wall), 2),
+            "hand_bzimage_marker_s": round(m_bz, 2),
+            "hand_pvh_marker_s": round(m_pvh, 2) if m_pvh else None,
+            "ratio_vs_hand_bzimage": ratio(m_ours, m_bz),
+            "ratio_vs_hand_same_boot": ratio(m_ours, m_pvh) if m_pvh else ratio(m_ours, m_bz),
+            "uefi_marker_s": uefi,
+            "goal": "<= 1.1x the hand-written boot and <= 2.5 s to marker (BIOS direct boot, TCG)",
+            "met": m_ours <= 1.1 * m_bz and m_ours <= 2.5,
+            "repeat": args.repeat,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
