@@ -12,10 +12,12 @@ import tempfile
 from pathlib import Path
 
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh, timed
+from distkernel import cache
 from distkernel.arch import get_arch
 from distkernel.kbuild import Kbuild, ccache_usable
+from distkernel.pipeline import build_id
 from distkernel.recipe import load_recipe
-from distkernel.source import prepare_source
+from distkernel.source import prepare_source, source_key
 
 
 def by_hand(recipe_path: Path, work: Path, env: dict[str, str]) -> None:
@@ -45,8 +47,17 @@ def main() -> dict[str, object]:
     ap.add_argument("--cold", action="store_true", help="disable ccache on both sides (about 4 min each)")
     args = ap.parse_args()
     env = {**os.environ, **({"CCACHE_DISABLE": "1"} if args.cold else {})}
+    recipe = load_recipe(DEFAULT_RECIPE)
+    # The hand build sits at the same depth as distkernel's build dir, so the relative
+    # paths Kbuild hands the compiler (and so ccache's hits) are the same on both sides.
+    hand_work = cache.cache_dir("build") / f"{build_id(recipe, source_key(recipe))}-hand"
+    shutil.rmtree(hand_work, ignore_errors=True)
+    hand_work.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
-        hand = timed(lambda: by_hand(DEFAULT_RECIPE, Path(tmp) / "hand", env))
+        try:
+            hand = timed(lambda: by_hand(DEFAULT_RECIPE, hand_work, env))
+        finally:
+            shutil.rmtree(hand_work, ignore_errors=True)
         out = Path(tmp) / "ours"
         doc = {}
 

@@ -46,9 +46,9 @@ def main(cache_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from distkernel.cli import boot, build, config, doctor, install, modules, package, trust
+    from distkernel.cli import boot, build, config, demo, doctor, install, modules, package, trust
 
-    for module in (build, config, doctor, package, install, boot, modules, trust):
+    for module in (demo, build, config, doctor, package, install, boot, modules, trust):
         for command in module.COMMANDS:
             main.add_command(command)
 

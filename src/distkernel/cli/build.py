@@ -1,4 +1,4 @@
-"""config, build and demo: the recipe side of the pipeline."""
+"""build: a recipe into one package file."""
 
 from __future__ import annotations
 
@@ -60,31 +60,4 @@ def build(recipe: Path, out: Path, jobs: int, fresh: bool, strict: bool | None, 
     render.out.print(f"{result.package} ({size}; {how}; {result.seconds:.1f} s)")
 
 
-@click.command()
-@click.argument("recipe", type=RECIPE, required=False)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True)
-@JSON
-def demo(recipe: Path | None, out: Path, as_json: bool) -> None:
-    """The main job on the embedded default: build the default recipe, then show and
-    verify the package."""
-    from distkernel.cli.package import describe, verify_or_fail
-
-    r = load_recipe(recipe or default_recipe())
-    with render.progress() as p:
-        result = build_package(r, out, progress=p)
-    checked = verify_or_fail(result.package)
-    if as_json:
-        render.emit_json(
-            {
-                "package": str(result.package),
-                "cached": result.cached,
-                "metadata": result.metadata.to_json(),
-                "verified_files": checked.files,
-            }
-        )
-        return
-    describe(result.package, result.metadata)
-    render.out.print(f"verified: {checked.files} files match the manifest")
-
-
-COMMANDS = (build, demo)
+COMMANDS = (build,)
