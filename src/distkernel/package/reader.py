@@ -78,10 +78,23 @@ def unsafe_path(name: str) -> str | None:
 
 
 def link_escapes(name: str, target: str) -> bool:
+    """A link must stay in its own top folder: install places kernel/, modules/ and
+    headers/ in different places, so modules/x -> ../headers/y would leave the root's
+    modules dir."""
     if target.startswith("/"):
         return True
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-    return resolved == ".." or resolved.startswith("../") or resolved.split("/", 1)[0] not in PAYLOAD_TOPS
+    return resolved.split("/", 1)[0] != name.split("/", 1)[0]
+
+
+def through_link(name: str, links: dict[str, str]) -> str | None:
+    """The symlink among `name`'s parent folders, if any: writing there would follow it."""
+    parts = name.split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if parent in links:
+            return parent
+    return None
 
 
 @dataclass
@@ -99,11 +112,15 @@ class VerifyResult:
         return not self.problems
 
 
-def _check_member(result: VerifyResult, manifest: Manifest, info: tarfile.TarInfo, data: bytes | None) -> None:
+def check_member(
+    result: VerifyResult, manifest: Manifest, info: tarfile.TarInfo, data: bytes | memoryview | None
+) -> None:
     name = info.name
     why = unsafe_path(name)
     if why:
         result.problems.append(f"{name}: {why}")
+    elif through_link(name, manifest.links):
+        result.problems.append(f"{name}: lies below the symlink {through_link(name, manifest.links)}")
     elif info.issym():
         if manifest.links.get(name) != info.linkname:
             result.problems.append(f"{name}: symlink not in the manifest")
@@ -151,7 +168,7 @@ def verify_package(path: Path) -> VerifyResult:
                 result.problems.append(f"{info.name}: appears twice")
             seen.add(info.name)
             data = _read(tar, info) if info.isfile() else None
-            _check_member(result, result.manifest, info, data)
+            check_member(result, result.manifest, info, data)
     if result.manifest is None:
         raise UserError(f"{path}: not a distkernel package (no {MANIFEST})")
     for missing in sorted((set(result.manifest.files) | set(result.manifest.links)) - seen):
