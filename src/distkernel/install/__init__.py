@@ -1,0 +1,60 @@
+"""Install a package into a root, transactionally: verify, modules + depmod, external
+modules, initramfs, boot layout (plain, grub, bls, uki), plugins, state and retention.
+
+The library entry points other stages use:
+
+    install_package(package, root, *, layout=None, initramfs=None, cmdline=None, keep=3) -> Installation
+    load_state(root) -> State             (finishes or undoes an interrupted transaction first)
+    refresh_initramfs(root, release, extra_modules=()) -> Installation
+    remove_kernel(root, release) / rollback(root) / mark_good(root, release=None) -> State
+    recover(root) -> (what was settled, remaining problems)
+
+They are imported on first use (PEP 562), so that importing a light submodule such as
+`distkernel.install.target` (the CLI does, at start-up) does not load every stage.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distkernel.install.api import Installation, install_package
+    from distkernel.install.manage import load_state, mark_good, recover, remove_kernel, rollback
+    from distkernel.install.refresh import refresh_initramfs
+    from distkernel.install.state import KernelRecord, ModuleRecord, PlacedFile, State
+
+_WHERE = {
+    "Installation": "api",
+    "install_package": "api",
+    "load_state": "manage",
+    "mark_good": "manage",
+    "recover": "manage",
+    "remove_kernel": "manage",
+    "rollback": "manage",
+    "refresh_initramfs": "refresh",
+    "KernelRecord": "state",
+    "ModuleRecord": "state",
+    "PlacedFile": "state",
+    "State": "state",
+}
+__all__ = [
+    "Installation",
+    "KernelRecord",
+    "ModuleRecord",
+    "PlacedFile",
+    "State",
+    "install_package",
+    "load_state",
+    "mark_good",
+    "recover",
+    "refresh_initramfs",
+    "remove_kernel",
+    "rollback",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
