@@ -13,6 +13,7 @@ BENCHES = [
     "bench.p1_build",
     "bench.p7_config",
     "bench.p4_initramfs",
+    "bench.p5_install",
     "bench.p8_modules",
     "bench.p6_boot",
 ]
