@@ -1,0 +1,145 @@
+"""`modules add | remove | rebuild | list` on a root: the registry, builds for the
+installed kernels (install's state), depmod, and the initramfs images that carry them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from distkernel.errors import UserError
+from distkernel.extmod import builder, registry
+from distkernel.extmod.builder import Job, ModuleOutcome
+from distkernel.extmod.hook import initramfs_modules
+from distkernel.extmod.kernel import Kernel
+from distkernel.extmod.placement import depmod, uninstall
+from distkernel.extmod.registry import KernelStatus, Registered
+from distkernel.install import load_state, refresh_initramfs
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one command did."""
+
+    modules: tuple[Registered, ...]
+    outcomes: tuple[ModuleOutcome, ...] = ()
+    refreshed: tuple[str, ...] = ()  # releases whose initramfs was made again
+    kernels: tuple[str, ...] = ()  # the kernels it looked at
+    notes: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> tuple[ModuleOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.ok)
+
+
+def installed_kernels(root: Path) -> dict[str, Kernel]:
+    """Kernels distkernel installed in ROOT, described by their installed headers."""
+    state = load_state(root)
+    return {
+        rec.release: Kernel.from_headers(rec.release, root / rec.headers_dir, root / rec.modules_dir)
+        for rec in state.ordered()
+    }
+
+
+def _refresh(root: Path, releases: Iterable[str]) -> tuple[str, ...]:
+    """Make the initramfs of each release again, with the external modules it must carry."""
+    state = load_state(root)
+    done = []
+    for release in releases:
+        rec = state.kernels.get(release)
+        if rec is not None and rec.initramfs != "none":
+            refresh_initramfs(root, release, extra_modules=initramfs_modules(root, release))
+            done.append(release)
+    return tuple(done)
+
+
+def _build(
+    root: Path, modules: Sequence[Registered], kernels: Sequence[Kernel], cores: int | None
+) -> list[ModuleOutcome]:
+    """Build (under the registry lock) and depmod each kernel whose modules changed."""
+    before = {(m.name, k.release): registry.load_status(root, m.name, k.release) for m in modules for k in kernels}
+    outcomes = builder.build_all(root, [Job(m, k, explicit=True) for k in kernels for m in modules], cores=cores)
+    for kernel in kernels:
+        mine = [o for o in outcomes if o.release == kernel.release]
+        had = any((prev := before[(o.name, kernel.release)]) is not None and prev.files for o in mine)
+        if (had or any(o.files for o in mine)) and kernel.modules_dir.is_dir():
+            depmod(kernel.modules_dir, kernel.release)
+    return outcomes
+
+
+def add_module(
+    root: Path,
+    src: Path,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    initramfs: bool = False,
+    required: bool = False,
+    cores: int | None = None,
+) -> Change:
+    kernels = installed_kernels(root)
+    with registry.locked(root):
+        carried_before = {m.name for m in registry.registered(root) if m.initramfs}
+        module = registry.add(root, src, name=name, version=version, initramfs=initramfs, required=required)
+        outcomes = _build(root, [module], list(kernels.values()), cores)
+    carried = module.initramfs or module.name in carried_before
+    refreshed = _refresh(root, [o.release for o in outcomes]) if carried else ()
+    notes = (f"no kernel installed in {root} yet: the next `distkernel install` builds it",) if not kernels else ()
+    return Change((module,), tuple(outcomes), refreshed, tuple(kernels), notes)
+
+
+def rebuild(
+    root: Path,
+    names: Sequence[str] = (),
+    *,
+    release: str | None = None,
+    all_kernels: bool = False,
+    cores: int | None = None,
+) -> Change:
+    """Build NAMES (all registered when empty) for RELEASE, or every installed kernel, or
+    (neither) the default kernel."""
+    kernels = installed_kernels(root)
+    if not all_kernels:
+        release = release or load_state(root).default
+        if release is not None and release not in kernels:
+            known = ", ".join(kernels) or "none"
+            raise UserError(f"--kernel {release}: not installed in {root} by distkernel (installed: {known})")
+        kernels = {release: kernels[release]} if release else kernels
+    with registry.locked(root):
+        modules = [registry.get(root, n) for n in names] if names else registry.registered(root)
+        if not modules:
+            raise UserError(f"no module is registered in {root}; register one with `distkernel modules add SRC`")
+        outcomes = _build(root, modules, list(kernels.values()), cores)
+    carried = any(m.initramfs for m in modules)
+    refreshed = _refresh(root, kernels) if carried else ()
+    return Change(tuple(modules), tuple(outcomes), refreshed, tuple(kernels))
+
+
+def remove_module(root: Path, name: str) -> Change:
+    """Take NAME out of every kernel (and initramfs), then out of the registry."""
+    kernels = installed_kernels(root)
+    with registry.locked(root):
+        module = registry.get(root, name)
+        touched = []
+        for status in registry.statuses(root, name):
+            kernel = kernels.get(status.release)
+            if kernel is None or not status.files:
+                continue
+            uninstall(kernel.modules_dir, status.files)
+            registry.forget_status(root, name, status.release)
+            if kernel.modules_dir.is_dir():
+                depmod(kernel.modules_dir, kernel.release)
+            touched.append(status.release)
+        registry.drop(root, name)
+    refreshed = _refresh(root, touched) if module.initramfs else ()
+    return Change((module,), (), refreshed, tuple(touched))
+
+
+def listing(root: Path) -> list[tuple[Registered, list[KernelStatus]]]:
+    """Every registered module with its last build per kernel (kernels no longer installed
+    are left out when install's state is readable)."""
+    kernels = set(installed_kernels(root))
+    return [
+        (m, [s for s in registry.statuses(root, m.name) if not kernels or s.release in kernels])
+        for m in registry.registered(root)
+    ]
