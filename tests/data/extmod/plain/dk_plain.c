@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: GPL-2.0
+/* An out-of-tree module registered with `distkernel modules add` in tests. */
+#include <linux/init.h>
+#include <linux/module.h>
+
+static int __init dk_plain_init(void)
+{
+	pr_info("dk_plain: external module loaded\n");
+	return 0;
+}
+
+static void __exit dk_plain_exit(void)
+{
+}
+
+module_init(dk_plain_init);
+module_exit(dk_plain_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("distkernel external module test (Kbuild)");
