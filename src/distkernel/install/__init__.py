@@ -5,7 +5,7 @@ The library entry points other stages use:
 
     install_package(package, root, *, layout=None, initramfs=None, cmdline=None, keep=3) -> Installation
     load_state(root) -> State             (finishes or undoes an interrupted transaction first)
-    refresh_initramfs(root, release, extra_modules=()) -> Installation
+    refresh_initramfs(root, release, extra_modules=None) -> Installation
     remove_kernel(root, release) / rollback(root) / mark_good(root, release=None) -> State
     recover(root) -> (what was settled, remaining problems)
 

@@ -18,9 +18,10 @@ from distkernel.install.target import Target
 from distkernel.install.transaction import checkpoint, root_lock, transaction
 
 
-def refresh_initramfs(root: Path, release: str, extra_modules: Sequence[str] = ()) -> Installation:
-    """Rebuild RELEASE's initramfs from its installed modules dir, carrying the modules
-    it carried before plus EXTRA_MODULES."""
+def refresh_initramfs(root: Path, release: str, extra_modules: Sequence[str] | None = None) -> Installation:
+    """Rebuild RELEASE's initramfs from its installed modules dir. EXTRA_MODULES is the
+    whole set of external modules it carries (None: the set it carried before), so a
+    module taken out of the registry leaves the image too."""
     root = Path(root).resolve()
     target = Target.probe(root)
     with root_lock(root):
@@ -31,7 +32,7 @@ def refresh_initramfs(root: Path, release: str, extra_modules: Sequence[str] = (
             raise UserError(f"{root}: kernel {release} was not installed by distkernel; see `distkernel list`")
         if k.initramfs == "none":
             raise UserError(f"kernel {release} was installed with --initramfs none; reinstall it with an initramfs")
-        extra = tuple(sorted({*k.initramfs_modules, *extra_modules}))
+        extra = tuple(sorted(k.initramfs_modules if extra_modules is None else extra_modules))
         with transaction(root, f"refresh-initramfs {release}") as tx:
             work = tx.stage(f"{STATE_DIR}/work")
             work.mkdir()
