@@ -3,6 +3,7 @@ code (2 bad input, 3 tool, 1 the thing built/tested failed), never a traceback."
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -14,8 +15,42 @@ from distkernel import __version__
 from distkernel.cli.render import err
 from distkernel.errors import DistkernelError
 
+# Which module holds each command: a command's module (and the stages it pulls in) is
+# imported only when that command runs, so `distkernel install` does not pay for qemu,
+# Kconfig or the compiler stages at start-up.
+COMMAND_MODULES = {
+    "demo": "demo",
+    "build": "build",
+    "config": "config",
+    "probe": "config",
+    "doctor": "doctor",
+    "inspect": "package",
+    "verify": "package",
+    "install": "install",
+    "list": "install",
+    "remove": "install",
+    "rollback": "install",
+    "mark-good": "install",
+    "recover": "install",
+    "test": "boot",
+    "modules": "modules",
+    "key": "trust",
+    "repo": "trust",
+    "fetch": "trust",
+}
+
 
 class Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        commands: list[click.Command] = importlib.import_module(f"distkernel.cli.{module}").COMMANDS
+        return next(c for c in commands if c.name == cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -43,14 +78,3 @@ def main(cache_dir: Path | None) -> None:
     installed on any boot layout."""
     if cache_dir:
         os.environ["DISTKERNEL_CACHE"] = str(cache_dir.resolve())
-
-
-def _register() -> None:
-    from distkernel.cli import boot, build, config, demo, doctor, install, modules, package, trust
-
-    for module in (demo, build, config, doctor, package, install, boot, modules, trust):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()
