@@ -44,7 +44,15 @@ def resolve_package(spec: str, source: str | None, binary_only: bool, root: Path
 def _installation_json(inst: Installation) -> dict[str, Any]:
     doc = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(inst).items()}
     doc["entries"] = [str(e) for e in inst.entries]
+    doc["uki_signed"] = bool(inst.uki_signer) if inst.uki else None
     return doc
+
+
+def _secure_boot(has_uki: bool, signer: str) -> str:
+    """A UKI signed (by whom) or not; "-" for layouts without a UKI."""
+    if not has_uki:
+        return "-"
+    return f"signed by {signer}" if signer else "unsigned"
 
 
 @click.command()
@@ -88,6 +96,7 @@ def install(
         ("image", inst.image),
         ("initramfs", f"{inst.initrd} ({inst.initramfs_backend})" if inst.initrd else inst.initramfs_backend),
         *(("entry", e) for e in inst.entries),
+        ("secure boot", _secure_boot(inst.uki is not None, inst.uki_signer)),
         ("default", "yes" if inst.default else "no (a required external module failed)"),
         ("cmdline", inst.cmdline or "-"),
         *(("module", f"{m.name} {m.version}: {'ok' if m.ok else 'FAILED ' + m.reason}") for m in inst.external_modules),
@@ -100,7 +109,10 @@ def install(
 def _state_json(state: State) -> dict[str, Any]:
     return {
         "default": state.default,
-        "kernels": [{**k.to_json(), "default": k.release == state.default} for k in state.ordered()],
+        "kernels": [
+            {**k.to_json(), "default": k.release == state.default, "uki_signed": bool(k.uki_signer) if k.uki else None}
+            for k in state.ordered()
+        ],
     }
 
 
@@ -122,10 +134,12 @@ def _show_state(state: State, as_json: bool) -> None:
                 "yes" if k.known_good else "",
                 k.initramfs,
                 ("FAILED: " + ", ".join(failed)) if failed else "ok",
+                _secure_boot(bool(k.uki), k.uki_signer),
                 k.package,
             )
         )
-    render.table(None, ("kernel", "layout", "default", "known-good", "initramfs", "ext. modules", "package"), rows)
+    columns = ("kernel", "layout", "default", "known-good", "initramfs", "ext. modules", "secure boot", "package")
+    render.table(None, columns, rows)
 
 
 @click.command("list")

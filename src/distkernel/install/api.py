@@ -40,6 +40,7 @@ class Installation:
     initrd: Path | None
     entries: tuple[Path, ...]  # the BLS entry or grub.cfg naming it
     uki: Path | None
+    uki_signer: str  # subject of the db certificate that signed the UKI; "" when unsigned or no UKI
     modules_dir: Path
     headers_dir: Path
     default: bool
@@ -59,6 +60,7 @@ class Installation:
             initrd=root / k.initrd if k.initrd else None,
             entries=tuple(root / e for e in (k.entry,) if e),
             uki=root / k.uki if k.uki else None,
+            uki_signer=k.uki_signer,
             modules_dir=root / k.modules_dir,
             headers_dir=root / k.headers_dir,
             default=state.default == k.release,
@@ -210,6 +212,7 @@ def _record(
         initrd=p.initrd,
         entry=p.entry,
         uki=p.uki,
+        uki_signer=p.uki_signer,
         files=tuple(p.files),
         dirs=(moddir, headers, *p.dirs),
         initramfs_modules=extra,

@@ -11,7 +11,7 @@ from pathlib import Path
 from distkernel.errors import UserError
 from distkernel.install.api import Installation, make_initrd
 from distkernel.install.layouts import KernelFiles, Placement, stage_file
-from distkernel.install.layouts.uki import build_uki
+from distkernel.install.layouts.uki import signed_uki
 from distkernel.install.manage import finish_interrupted
 from distkernel.install.state import STATE_DIR, read_state
 from distkernel.install.target import Target
@@ -44,14 +44,17 @@ def refresh_initramfs(root: Path, release: str, extra_modules: Sequence[str] | N
             p = Placement()
             if k.layout == "uki":
                 files = KernelFiles(release, moddir / "vmlinuz", initrd, Path(), Path(), k.cmdline, k.arch)
-                build_uki(files, target.os_release(), work / "uki.efi", work)
-                stage_file(tx, work / "uki.efi", k.uki, p)
+                built, p.uki_signer = signed_uki(target, files, work)
+                stage_file(tx, built, k.uki, p)
             else:
                 assert initrd is not None
                 stage_file(tx, initrd, k.initrd, p)
             replaced = {f.path: f for f in p.files}
             record = dataclasses.replace(
-                k, files=tuple(replaced.get(f.path, f) for f in k.files), initramfs_modules=extra
+                k,
+                files=tuple(replaced.get(f.path, f) for f in k.files),
+                initramfs_modules=extra,
+                uki_signer=p.uki_signer,
             )
             tx.delete(str(work.relative_to(root)))
             new = dataclasses.replace(old, kernels={**old.kernels, release: record})

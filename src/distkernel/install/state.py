@@ -48,6 +48,7 @@ class KernelRecord:
     initrd: str = ""
     entry: str = ""  # BLS entry or grub.cfg; "" for plain
     uki: str = ""
+    uki_signer: str = ""  # subject of the db certificate that signed the UKI (secure boot); "" unsigned
     files: tuple[PlacedFile, ...] = ()  # every boot file of this kernel, checked by `recover`
     dirs: tuple[str, ...] = ()  # folders owned whole (modules, headers, a BLS entry folder)
     initramfs_modules: tuple[str, ...] = ()  # extra modules its initramfs carries (external ones)

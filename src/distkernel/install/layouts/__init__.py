@@ -35,6 +35,7 @@ class Placement:
     initrd: str = ""
     entry: str = ""
     uki: str = ""
+    uki_signer: str = ""  # subject of the db certificate that signed the UKI; "" when unsigned
     files: list[PlacedFile] = field(default_factory=list)
     dirs: list[str] = field(default_factory=list)  # folders owned whole by this kernel
 

@@ -1,6 +1,8 @@
 """uki: Type #2, one EFI executable EFI/Linux/TOKEN-RELEASE.efi: systemd-stub with
 .osrel .cmdline .uname .initrd .linux sections, made by ukify when the machine has it,
-else by objcopy with each section at the next aligned address after the stub's own."""
+else by objcopy with each section at the next aligned address after the stub's own;
+signed for secure boot when the root holds a db key (the UKI only exists on the target,
+so only the target can sign it: docs/signing.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from distkernel.install.layouts import KernelFiles, Placement, spec, stage_file
 from distkernel.install.target import Target
 from distkernel.install.transaction import Transaction
 from distkernel.tools import missing_tool_error, run
+from distkernel.trust.secureboot import root_db_key, sign_for_root
+
+SIGN_LOG = "var/log/distkernel/secureboot.log"
 
 
 def pe_layout(stub: Path) -> tuple[int, int, int]:
@@ -99,13 +104,28 @@ def pe_checksum(data: bytes) -> int:
     return folded + len(data)
 
 
+def signed_uki(target: Target, files: KernelFiles, work: Path) -> tuple[Path, str]:
+    """Build the UKI in WORK, then sign it in place when the root holds a db key, before
+    it is staged: (the file, the signing certificate's subject or "" when unsigned)."""
+    built = work / "uki.efi"
+    build_uki(files, target.os_release(), built, work)
+    log = target.path(SIGN_LOG)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if not sign_for_root(target.root, built, log):
+        return built, ""
+    found = root_db_key(target.root)
+    assert found is not None
+    from distkernel.trust.keys import load_certificates  # cryptography: only when signing
+
+    return built, load_certificates(found[1], "secure-boot db certificate")[0].subject.rfc4514_string()
+
+
 def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
     p = Placement()
     p.uki = p.image = target.fmt(spec("uki")["image"], files.release)
     work = tx.stage(f"var/lib/distkernel/uki-{files.release}")
     work.mkdir()
-    built = work / "uki.efi"
-    build_uki(files, target.os_release(), built, work)
+    built, p.uki_signer = signed_uki(target, files, work)
     stage_file(tx, built, p.uki, p)
     shutil.rmtree(work)
     return p
