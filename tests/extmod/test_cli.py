@@ -13,6 +13,13 @@ from tests.conftest import Built, assert_user_facing_error, cli
 from tests.extmod.conftest import EXTMOD
 
 
+def recorded(root: Path) -> dict[str, bool]:
+    """The default kernel's external module outcomes, as `distkernel list --json` shows them."""
+    doc = cli("list", "--root", root, "--json").json()
+    kernel = next(k for k in doc["kernels"] if k["default"])
+    return {m["name"]: m["ok"] for m in kernel["external_modules"]}
+
+
 def initramfs_members(image: Path) -> list[str]:
     data = subprocess.run(["zstd", "-dc", image], capture_output=True, check=False).stdout
     if not data:
@@ -22,6 +29,8 @@ def initramfs_members(image: Path) -> list[str]:
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
     root = tmp_path / "root"
+    assert_user_facing_error(cli("modules", "add", tmp_path, "--root", root), 2, f"--root {root}: not a directory")
+    root.mkdir()
     assert_user_facing_error(cli("modules", "add", tmp_path / "nope", "--root", root), 2, "not a folder")
     assert_user_facing_error(cli("modules", "remove", "ghost", "--root", root), 2, "no module 'ghost' is registered")
     assert_user_facing_error(cli("modules", "rebuild", "--root", root), 2, "no module is registered")
@@ -77,11 +86,13 @@ def test_add_rebuild_remove_on_installed_kernels(installed: tuple[Path, str]) ->
     members = initramfs_members(initrd)
     assert f"lib/modules/{release}/extra/dk_dkms.ko" in members
     assert f"lib/modules/{release}/updates/dk_plain.ko" in members
+    assert recorded(root) == {"broken": False, "dk_dkms": True, "dk_plain": True}
 
     run = cli("modules", "rebuild", "--all", "--root", root, "--json")
     assert run.code == 1  # the broken module still fails: reported, exit 1
     statuses = {o["name"]: o["status"] for o in run.json()["outcomes"]}
     assert statuses == {"broken": "failed", "dk_dkms": "built", "dk_plain": "built"}
+    assert recorded(root) == {"broken": False, "dk_dkms": True, "dk_plain": True}
 
     run = cli("modules", "rebuild", "dk_plain", "--root", root, "--json")  # the default kernel
     assert run.code == 0, run.err
@@ -96,6 +107,7 @@ def test_add_rebuild_remove_on_installed_kernels(installed: tuple[Path, str]) ->
     assert "dk_dkms" not in (root / "lib/modules" / release / "modules.dep").read_text()
     assert not any("dk_dkms" in m for m in initramfs_members(initrd))
     assert "dk_dkms" not in cli("modules", "list", "--root", root).out
+    assert recorded(root) == {"broken": False, "dk_plain": True}
 
 
 @pytest.mark.kernel

@@ -8,8 +8,9 @@ from pathlib import Path
 from distkernel.extmod import registry
 from distkernel.extmod.builder import Job, ModuleOutcome, build_all
 from distkernel.extmod.kernel import Kernel
+from distkernel.install.state import ModuleRecord
 
-__all__ = ["ModuleOutcome", "blocks_default", "build_for_kernel", "initramfs_modules"]
+__all__ = ["ModuleOutcome", "blocks_default", "build_for_kernel", "initramfs_modules", "module_record"]
 
 
 def build_for_kernel(root: Path, release: str, headers: Path, modules_dir: Path) -> list[ModuleOutcome]:
@@ -23,6 +24,11 @@ def build_for_kernel(root: Path, release: str, headers: Path, modules_dir: Path)
             return []
         kernel = Kernel.from_headers(release, headers, modules_dir)
         return build_all(root, [Job(m, kernel) for m in modules])
+
+
+def module_record(o: ModuleOutcome) -> ModuleRecord:
+    """What install's state keeps of an outcome (`list` shows it)."""
+    return ModuleRecord(o.name, o.version, o.ok, o.required, o.reason, str(o.log) if o.log else "")
 
 
 def blocks_default(outcomes: Sequence[ModuleOutcome]) -> bool:

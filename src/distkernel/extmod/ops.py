@@ -1,5 +1,11 @@
 """`modules add | remove | rebuild | list` on a root: the registry, builds for the
-installed kernels (install's state), depmod, and the initramfs images that carry them."""
+installed kernels (install's state), depmod, each kernel's record of module outcomes,
+and the initramfs images that carry them.
+
+Locks, always in this order and each taken once: install's root lock (`hold`) for the
+whole command, since it changes kernels' modules dirs that an install or a prune could
+otherwise replace underneath it; inside it, the registry lock for the builds. Install
+takes them in the same order (root, then registry in build_for_kernel)."""
 
 from __future__ import annotations
 
@@ -10,11 +16,11 @@ from pathlib import Path
 from distkernel.errors import UserError
 from distkernel.extmod import builder, registry
 from distkernel.extmod.builder import Job, ModuleOutcome
-from distkernel.extmod.hook import initramfs_modules
+from distkernel.extmod.hook import initramfs_modules, module_record
 from distkernel.extmod.kernel import Kernel
 from distkernel.extmod.placement import depmod, uninstall
 from distkernel.extmod.registry import KernelStatus, Registered
-from distkernel.install import load_state, refresh_initramfs
+from distkernel.install import Held, State, hold, load_state
 
 
 @dataclass(frozen=True)
@@ -32,23 +38,32 @@ class Change:
         return tuple(o for o in self.outcomes if not o.ok)
 
 
-def installed_kernels(root: Path) -> dict[str, Kernel]:
-    """Kernels distkernel installed in ROOT, described by their installed headers."""
-    state = load_state(root)
+def _kernels(root: Path, state: State) -> dict[str, Kernel]:
     return {
         rec.release: Kernel.from_headers(rec.release, root / rec.headers_dir, root / rec.modules_dir)
         for rec in state.ordered()
     }
 
 
-def _refresh(root: Path, releases: Iterable[str]) -> tuple[str, ...]:
+def installed_kernels(root: Path) -> dict[str, Kernel]:
+    """Kernels distkernel installed in ROOT, described by their installed headers."""
+    return _kernels(root, load_state(root))
+
+
+def _record(held: Held, outcomes: Sequence[ModuleOutcome]) -> None:
+    """Each kernel's outcomes into install's state (what `distkernel list` shows)."""
+    for release in dict.fromkeys(o.release for o in outcomes):
+        held.update_modules(release, changed=[module_record(o) for o in outcomes if o.release == release])
+
+
+def _refresh(held: Held, releases: Iterable[str]) -> tuple[str, ...]:
     """Make the initramfs of each release again, with the external modules it must carry."""
-    state = load_state(root)
+    state = held.state()
     done = []
     for release in releases:
         rec = state.kernels.get(release)
         if rec is not None and rec.initramfs != "none":
-            refresh_initramfs(root, release, extra_modules=initramfs_modules(root, release))
+            held.refresh_initramfs(release, extra_modules=initramfs_modules(held.root, release))
             done.append(release)
     return tuple(done)
 
@@ -77,13 +92,16 @@ def add_module(
     required: bool = False,
     cores: int | None = None,
 ) -> Change:
-    kernels = installed_kernels(root)
-    with registry.locked(root):
-        carried_before = {m.name for m in registry.registered(root) if m.initramfs}
-        module = registry.add(root, src, name=name, version=version, initramfs=initramfs, required=required)
-        outcomes = _build(root, [module], list(kernels.values()), cores)
-    carried = module.initramfs or module.name in carried_before
-    refreshed = _refresh(root, [o.release for o in outcomes]) if carried else ()
+    with hold(root) as held:
+        state = held.state()
+        kernels = _kernels(root, state)
+        with registry.locked(root):
+            carried_before = {m.name for m in registry.registered(root) if m.initramfs}
+            module = registry.add(root, src, name=name, version=version, initramfs=initramfs, required=required)
+            outcomes = _build(root, [module], list(kernels.values()), cores)
+        _record(held, outcomes)
+        carried = module.initramfs or module.name in carried_before
+        refreshed = _refresh(held, [o.release for o in outcomes]) if carried else ()
     notes = (f"no kernel installed in {root} yet: the next `distkernel install` builds it",) if not kernels else ()
     return Change((module,), tuple(outcomes), refreshed, tuple(kernels), notes)
 
@@ -98,40 +116,48 @@ def rebuild(
 ) -> Change:
     """Build NAMES (all registered when empty) for RELEASE, or every installed kernel, or
     (neither) the default kernel."""
-    kernels = installed_kernels(root)
-    if not all_kernels:
-        release = release or load_state(root).default
-        if release is not None and release not in kernels:
-            known = ", ".join(kernels) or "none"
-            raise UserError(f"--kernel {release}: not installed in {root} by distkernel (installed: {known})")
-        kernels = {release: kernels[release]} if release else kernels
-    with registry.locked(root):
-        modules = [registry.get(root, n) for n in names] if names else registry.registered(root)
-        if not modules:
-            raise UserError(f"no module is registered in {root}; register one with `distkernel modules add SRC`")
-        outcomes = _build(root, modules, list(kernels.values()), cores)
-    carried = any(m.initramfs for m in modules)
-    refreshed = _refresh(root, kernels) if carried else ()
+    with hold(root) as held:
+        state = held.state()
+        kernels = _kernels(root, state)
+        if not all_kernels:
+            release = release or state.default
+            if release is not None and release not in kernels:
+                known = ", ".join(kernels) or "none"
+                raise UserError(f"--kernel {release}: not installed in {root} by distkernel (installed: {known})")
+            kernels = {release: kernels[release]} if release else kernels
+        with registry.locked(root):
+            modules = [registry.get(root, n) for n in names] if names else registry.registered(root)
+            if not modules:
+                raise UserError(f"no module is registered in {root}; register one with `distkernel modules add SRC`")
+            outcomes = _build(root, modules, list(kernels.values()), cores)
+        _record(held, outcomes)
+        carried = any(m.initramfs for m in modules)
+        refreshed = _refresh(held, kernels) if carried else ()
     return Change(tuple(modules), tuple(outcomes), refreshed, tuple(kernels))
 
 
 def remove_module(root: Path, name: str) -> Change:
     """Take NAME out of every kernel (and initramfs), then out of the registry."""
-    kernels = installed_kernels(root)
-    with registry.locked(root):
-        module = registry.get(root, name)
-        touched = []
-        for status in registry.statuses(root, name):
-            kernel = kernels.get(status.release)
-            if kernel is None or not status.files:
-                continue
-            uninstall(kernel.modules_dir, status.files)
-            registry.forget_status(root, name, status.release)
-            if kernel.modules_dir.is_dir():
-                depmod(kernel.modules_dir, kernel.release)
-            touched.append(status.release)
-        registry.drop(root, name)
-    refreshed = _refresh(root, touched) if module.initramfs else ()
+    with hold(root) as held:
+        state = held.state()
+        kernels = _kernels(root, state)
+        with registry.locked(root):
+            module = registry.get(root, name)
+            touched = []
+            for status in registry.statuses(root, name):
+                kernel = kernels.get(status.release)
+                if kernel is None or not status.files:
+                    continue
+                uninstall(kernel.modules_dir, status.files)
+                registry.forget_status(root, name, status.release)
+                if kernel.modules_dir.is_dir():
+                    depmod(kernel.modules_dir, kernel.release)
+                touched.append(status.release)
+            registry.drop(root, name)
+        for k in state.ordered():
+            if any(m.name == name for m in k.external_modules):
+                held.update_modules(k.release, removed=[name])
+        refreshed = _refresh(held, touched) if module.initramfs else ()
     return Change((module,), (), refreshed, tuple(touched))
 
 

@@ -6,6 +6,9 @@ The library entry points other stages use:
     install_package(package, root, *, layout=None, initramfs=None, cmdline=None, keep=3) -> Installation
     load_state(root) -> State             (finishes or undoes an interrupted transaction first)
     refresh_initramfs(root, release, extra_modules=None) -> Installation
+    update_module_records(root, release, changed=(), removed=()) -> KernelRecord
+    hold(root) -> Held                    (the root's lock across several of the two above, as
+                                           Held.refresh_initramfs / Held.update_modules: `modules` uses it)
     remove_kernel(root, release) / rollback(root) / mark_good(root, release=None) -> State
     recover(root) -> (what was settled, remaining problems)
 
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from distkernel.install.api import Installation, install_package
     from distkernel.install.manage import load_state, mark_good, recover, remove_kernel, rollback
-    from distkernel.install.refresh import refresh_initramfs
+    from distkernel.install.refresh import Held, hold, refresh_initramfs, update_module_records
     from distkernel.install.state import KernelRecord, ModuleRecord, PlacedFile, State
 
 _WHERE = {
@@ -33,17 +36,22 @@ _WHERE = {
     "remove_kernel": "manage",
     "rollback": "manage",
     "refresh_initramfs": "refresh",
+    "update_module_records": "refresh",
+    "hold": "refresh",
+    "Held": "refresh",
     "KernelRecord": "state",
     "ModuleRecord": "state",
     "PlacedFile": "state",
     "State": "state",
 }
 __all__ = [
+    "Held",
     "Installation",
     "KernelRecord",
     "ModuleRecord",
     "PlacedFile",
     "State",
+    "hold",
     "install_package",
     "load_state",
     "mark_good",
@@ -51,6 +59,7 @@ __all__ = [
     "refresh_initramfs",
     "remove_kernel",
     "rollback",
+    "update_module_records",
 ]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.errors import UserError
-from distkernel.extmod.hook import ModuleOutcome, blocks_default, build_for_kernel
+from distkernel.extmod.hook import ModuleOutcome, blocks_default, build_for_kernel, module_record
 from distkernel.initramfs import InitramfsSpec, default_backend, make_initramfs
 from distkernel.install.changes import stage_removal, stage_shared
 from distkernel.install.layouts import KernelFiles, Placement, place
@@ -218,5 +218,5 @@ def _record(
         initramfs_modules=extra,
         known_good=prior.known_good if prior else False,
         bootable=not blocks_default(outcomes),
-        external_modules=tuple(ModuleRecord(o.name, o.version, o.ok, o.required, o.reason) for o in outcomes),
+        external_modules=tuple(module_record(o) for o in outcomes),
     )

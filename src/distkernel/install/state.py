@@ -31,6 +31,7 @@ class ModuleRecord:
     ok: bool
     required: bool
     reason: str = ""
+    log: str = ""  # its build log, absolute
 
 
 @dataclass(frozen=True)
