@@ -121,3 +121,16 @@ def test_a_required_module_that_fails_keeps_the_kernel_from_becoming_default(
     release = default_package.metadata["kernel_release"]
     assert release in state.kernels and state.kernels[release].bootable is False
     assert state.default != release
+
+
+@pytest.mark.kernel
+def test_add_required_that_fails_for_the_default_kernel_keeps_it(installed: tuple[Path, str]) -> None:
+    root, release = installed  # runs last: it makes `broken` required in the shared root
+    run = cli("modules", "add", EXTMOD / "broken", "--required", "--root", root)
+    assert run.code == 1 and "Traceback" not in run.err
+    (line,) = [x for x in run.err.splitlines() if x.startswith("distkernel: error: ")]
+    assert f"required module broken failed to build for the default kernel {release}" in line
+    assert Path(line.split("(log: ")[1].split(")")[0]).is_file()
+    state = load_state(root)
+    assert state.default == release and state.kernels[release].bootable
+    assert recorded(root)["broken"] is False

@@ -113,3 +113,31 @@ def test_modules_add_waits_for_installs_root_lock(pkg: Path, tmp_path: Path) -> 
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert listed_modules(root)["dk_w"]["ok"] is True
+
+
+def test_a_required_module_failing_for_the_default_kernel_leaves_it_the_default(pkg: Path, tmp_path: Path) -> None:
+    root = installed_root(tmp_path / "r", pkg)  # RELEASE, the default
+    newer = "6.1.1-newer"
+    install_package(fake_package(tmp_path / "newer", newer), root, layout="plain", initramfs="none")
+    (root / f"usr/src/linux-headers-{newer}/Makefile").write_text(FAKE_MAKEFILE)
+    assert load_state(root).default == newer
+
+    run = cli("modules", "add", fake_module(tmp_path, "zfs", body="this is not C\n"), "--required", "--root", root)
+    assert run.code == 1 and "Traceback" not in run.err
+    assert f"zfs failed for {RELEASE}" in run.err  # the older kernel's failure: listed as usual
+    (line,) = [x for x in run.err.splitlines() if x.startswith("distkernel: error: ")]
+    assert f"required module zfs failed to build for the default kernel {newer}" in line
+    assert f"{newer} stays the default" in line
+    log = Path(line.split("(log: ")[1].split(")")[0])
+    assert log.is_file() and "this is not C" in log.read_text()
+    state = consistent(root)
+    assert state.default == newer and state.kernels[newer].bootable  # it was booting without zfs
+    assert not state.kernels[RELEASE].bootable  # rollback must not pick a kernel without zfs
+    assert {m.name: (m.ok, m.required) for m in state.kernels[newer].external_modules} == {"zfs": (False, True)}
+
+    run = cli("modules", "rebuild", "--root", root, "--json")  # the default kernel again: same report
+    assert run.code == 1 and run.json()["default"] == newer and "stays the default" in run.err
+    good = fake_module(tmp_path / "fixed", "zfs")
+    assert cli("modules", "add", good, "--required", "--root", root).code == 0
+    state = consistent(root)
+    assert state.default == newer and all(k.bootable for k in state.kernels.values())

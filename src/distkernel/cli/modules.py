@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from distkernel.cli.render import emit_json, err, out, table
+from distkernel.errors import Failure
 from distkernel.extmod import ops
 from distkernel.extmod.builder import ModuleOutcome
 from distkernel.extmod.registry import KernelStatus
@@ -42,6 +43,7 @@ def _show(change: ops.Change, as_json: bool) -> None:
                 "outcomes": [_outcome_json(o) for o in change.outcomes],
                 "initramfs_refreshed": list(change.refreshed),
                 "kernels": list(change.kernels),
+                "default": change.default,
                 "notes": list(change.notes),
             }
         )
@@ -56,11 +58,20 @@ def _show(change: ops.Change, as_json: bool) -> None:
             ]
             table(None, ("module", "version", "kernel", "status", "signature", "installed / why"), rows)
         for o in change.failed:
+            if o in change.default_lacks_required:
+                continue  # the error below says it
             err.print(f"{o.name} failed for {o.release}: {o.reason}\n  log: {o.log}", markup=False)
         if change.refreshed:
             out.print(f"initramfs made again for: {', '.join(change.refreshed)}", markup=False)
         for note in change.notes:
             out.print(note, markup=False)
+    if missing := change.default_lacks_required:
+        o = missing[0]
+        raise Failure(
+            f"required module {o.name} failed to build for the default kernel {o.release} (log: {o.log}); "
+            f"{o.release} stays the default, as it was booting without {o.name}",
+            details=["fix the module's source, then run `distkernel modules add SRC --required` again"],
+        )
     if change.failed:
         sys.exit(1)
 

@@ -32,10 +32,16 @@ class Change:
     refreshed: tuple[str, ...] = ()  # releases whose initramfs was made again
     kernels: tuple[str, ...] = ()  # the kernels it looked at
     notes: tuple[str, ...] = ()
+    default: str | None = None  # the root's default kernel (the command never changes it)
 
     @property
     def failed(self) -> tuple[ModuleOutcome, ...]:
         return tuple(o for o in self.outcomes if not o.ok)
+
+    @property
+    def default_lacks_required(self) -> tuple[ModuleOutcome, ...]:
+        """--required modules that failed for the default kernel: it stays the default."""
+        return tuple(o for o in self.failed if o.required and o.release == self.default)
 
 
 def _kernels(root: Path, state: State) -> dict[str, Kernel]:
@@ -103,7 +109,7 @@ def add_module(
         carried = module.initramfs or module.name in carried_before
         refreshed = _refresh(held, [o.release for o in outcomes]) if carried else ()
     notes = (f"no kernel installed in {root} yet: the next `distkernel install` builds it",) if not kernels else ()
-    return Change((module,), tuple(outcomes), refreshed, tuple(kernels), notes)
+    return Change((module,), tuple(outcomes), refreshed, tuple(kernels), notes, state.default)
 
 
 def rebuild(
@@ -133,7 +139,7 @@ def rebuild(
         _record(held, outcomes)
         carried = any(m.initramfs for m in modules)
         refreshed = _refresh(held, kernels) if carried else ()
-    return Change(tuple(modules), tuple(outcomes), refreshed, tuple(kernels))
+    return Change(tuple(modules), tuple(outcomes), refreshed, tuple(kernels), default=state.default)
 
 
 def remove_module(root: Path, name: str) -> Change:
@@ -158,7 +164,7 @@ def remove_module(root: Path, name: str) -> Change:
             if any(m.name == name for m in k.external_modules):
                 held.update_modules(k.release, removed=[name])
         refreshed = _refresh(held, touched) if module.initramfs else ()
-    return Change((module,), (), refreshed, tuple(touched))
+    return Change((module,), (), refreshed, tuple(touched), default=state.default)
 
 
 def listing(root: Path) -> list[tuple[Registered, list[KernelStatus]]]:
