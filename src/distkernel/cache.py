@@ -101,16 +101,21 @@ def atomic_copy(src: Path, dst: Path) -> None:
 
 
 @contextlib.contextmanager
-def locked(name: str) -> Iterator[None]:
-    """An exclusive advisory lock on a cache entry (`src-<key>`, `build-<id>`), held
-    for the duration of the block; lock files live apart from the entries."""
-    path = cache_dir("locks") / f"{name}.lock"
+def flocked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on PATH (created when missing) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def locked(name: str) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock on a cache entry (`src-<key>`, `build-<id>`); lock files live
+    apart from the entries."""
+    return flocked(cache_dir("locks") / f"{name}.lock")
 
 
 @contextlib.contextmanager

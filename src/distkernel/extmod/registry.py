@@ -10,17 +10,15 @@ A new source is staged, then record.json is replaced atomically, then the old co
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from distkernel.cache import atomic_write_text, fsync_dir
+from distkernel.cache import atomic_write_text, flocked, fsync_dir
 from distkernel.errors import UserError
 from distkernel.extmod import dkms
 
@@ -95,15 +93,10 @@ def tree_sha256(top: Path) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def locked(root: Path) -> Iterator[None]:
+def locked(root: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise registry changes and builds in one root (not re-entrant: take it once,
     at the entry points)."""
-    top = registry_dir(root)
-    top.mkdir(parents=True, exist_ok=True)
-    with open(top / ".lock", "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        yield
+    return flocked(registry_dir(root) / ".lock")
 
 
 def add(

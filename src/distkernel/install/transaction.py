@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from distkernel.cache import atomic_write_text, fsync_dir
+from distkernel.cache import atomic_write_text, flocked, fsync_dir
 from distkernel.errors import UserError
 from distkernel.install.state import STATE_DIR, STATE_FILE, State
 
@@ -43,16 +42,8 @@ def checkpoint(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-@contextlib.contextmanager
-def root_lock(root: Path) -> Iterator[None]:
-    path = root / LOCK
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+def root_lock(root: Path) -> contextlib.AbstractContextManager[None]:
+    return flocked(root / LOCK)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
