@@ -104,3 +104,10 @@ def test_read_version_with_extraversion(tmp_path: Path) -> None:
     assert read_version(tmp_path) == "6.12.0-rc3"
     (tmp_path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\nEXTRAVERSION =\nNAME = x\n")
     assert read_version(tmp_path) == "6.1.192"
+
+
+def test_a_url_that_is_no_url_is_one_user_error(tmp_path: Path) -> None:
+    r = load_recipe(recipe_for(tmp_path, "url:kernel.tar.xz", "0" * 64))
+    with pytest.raises(UserError, match=r"r.toml:3: kernel.source: cannot download kernel.tar.xz: unknown url type"):
+        prepare_source(r)
+    assert not any((tmp_path / "cache" / "downloads").iterdir())

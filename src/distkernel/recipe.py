@@ -92,6 +92,12 @@ class Recipe:
     def folder(self) -> Path:
         return self.path.parent
 
+    @property
+    def base_file(self) -> Path | None:
+        """The file of `base = "file:PATH"`, resolved against the recipe's folder."""
+        base = self.config.base
+        return resolve_ref(self, base.removeprefix("file:")) if base.startswith("file:") else None
+
     def line(self, table: str, key: str | None = None) -> int:
         return find_line(self.path.read_text(), table, key)
 
@@ -263,17 +269,15 @@ def _check(reader: _Reader, recipe: Recipe) -> None:
     if k.source_kind in ("tarball", "url") and not re.fullmatch(r"[0-9a-f]{64}", k.sha256):
         raise reader.fail("kernel", "sha256", f"a {k.source_kind}: source needs its sha256 (64 hex digits)")
     if k.source_kind in ("tarball", "dir"):
-        where = (recipe.folder / k.source_ref).resolve()
+        where = resolve_ref(recipe, k.source_ref)
         exists = where.is_file() if k.source_kind == "tarball" else where.is_dir()
         if not exists:
             raise reader.fail("kernel", "source", f"{k.source_kind} not found: {where}")
     if not recipe.config.base and recipe.config.savedconfig is None:
         raise reader.fail("config", None, "needs `base` (or `savedconfig`)")
     _check_features(reader, recipe.config.features)
-    if recipe.config.base.startswith("file:"):
-        base_file = (recipe.folder / recipe.config.base[5:]).resolve()
-        if not base_file.is_file():
-            raise reader.fail("config", "base", f"file not found: {base_file}")
+    if recipe.base_file is not None and not recipe.base_file.is_file():
+        raise reader.fail("config", "base", f"file not found: {recipe.base_file}")
     if recipe.build.jobs < 0:
         raise reader.fail("build", "jobs", "must be 0 (one per core) or more")
     if (recipe.sign.secureboot_key is None) != (recipe.sign.secureboot_cert is None):

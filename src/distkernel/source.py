@@ -5,6 +5,7 @@ kernel version. Patched trees are hard-linked copies of the pristine one."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from distkernel import cache
 from distkernel.errors import ToolError, UserError
-from distkernel.recipe import Recipe
+from distkernel.recipe import Recipe, resolve_ref
 from distkernel.tools import install_command, run
 
 DEBIAN_SRC = Path("/usr/src")
@@ -64,15 +65,18 @@ def base_key(recipe: Recipe) -> str:
         return cache.sha256_file_memo(_debian_tarball(recipe))
     if kind in ("tarball", "url"):
         return recipe.kernel.sha256
-    return "dir-" + _tree_fingerprint((recipe.folder / ref).resolve())
+    return "dir-" + _tree_fingerprint(resolve_ref(recipe, ref))
 
 
 def source_key(recipe: Recipe) -> str:
     """Content key of the source as built: origin + the patches, in order."""
-    key = base_key(recipe)
+    return _patched_key(recipe, base_key(recipe))
+
+
+def _patched_key(recipe: Recipe, base: str) -> str:
     if not recipe.kernel.patches:
-        return key
-    parts = [key] + [cache.sha256_file(p) for p in recipe.kernel.patches]
+        return base
+    parts = [base] + [cache.sha256_file(p) for p in recipe.kernel.patches]
     return cache.sha256_bytes("\n".join(parts).encode())
 
 
@@ -126,8 +130,10 @@ def _download(recipe: Recipe) -> Path:
                 f"the recipe expects {want}; fix the URL or the hash"
             )
         os.replace(tmp, target)
-    except OSError as e:
-        raise UserError(f"{recipe.line_of('kernel', 'source')}: kernel.source: cannot download {url}: {e}") from None
+    except (OSError, ValueError, http.client.HTTPException) as e:  # ValueError: not a URL at all
+        raise UserError(
+            f"{recipe.line_of('kernel', 'source')}: kernel.source: cannot download {url}: {e}; fix the URL"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     return target
@@ -139,7 +145,7 @@ def _tarball(recipe: Recipe) -> Path:
         return _debian_tarball(recipe)
     if kind == "url":
         return _download(recipe)
-    path = (recipe.folder / recipe.kernel.source_ref).resolve()
+    path = resolve_ref(recipe, recipe.kernel.source_ref)
     got = cache.sha256_file_memo(path)
     if got != recipe.kernel.sha256:
         raise UserError(
@@ -166,7 +172,7 @@ def _write_stamp(stage: Path, top: Path, key: str, date: int, origin: str) -> No
 def _pristine(recipe: Recipe, key: str) -> SourceTree:
     kind = recipe.kernel.source_kind
     if kind == "dir":
-        top = (recipe.folder / recipe.kernel.source_ref).resolve()
+        top = resolve_ref(recipe, recipe.kernel.source_ref)
         for dirt in (".config", "include/config"):
             if (top / dirt).exists():
                 raise UserError(
@@ -239,7 +245,7 @@ def prepare_source(recipe: Recipe) -> SourceTree:
     pristine = _pristine(recipe, base)
     if not recipe.kernel.patches:
         return pristine
-    key = source_key(recipe)
+    key = _patched_key(recipe, base)  # base_key once: a dir: source is a walk of the whole tree
     entry = cache.cache_dir("src") / key
     with cache.locked(f"src-{entry.name}"):
         found = _load_stamp(entry)

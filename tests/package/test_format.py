@@ -131,3 +131,16 @@ def test_not_a_package(tmp_path: Path) -> None:
     truncated.write_bytes(pkg.read_bytes()[:-200])
     with pytest.raises(UserError, match="not a readable distkernel package"):
         verify_package(truncated)
+
+
+@pytest.mark.parametrize("member", ["metadata.json", "manifest.json"])
+@pytest.mark.parametrize("junk", [b"{not json", b"[1, 2]", b'{"files": {}}'])
+def test_corrupt_control_member_is_one_user_error(tmp_path: Path, member: str, junk: bytes) -> None:
+    pkg = write_package(tmp_path / "out", metadata(), members(tmp_path))
+    bad = tmp_path / "bad.tar.zst"
+    repack(pkg, bad, lambda i, d: (i, junk) if i.name == member else (i, d))
+    with pytest.raises(UserError, match=f"{member} is corrupt"):
+        verify_package(bad)
+    if member == "metadata.json":
+        with pytest.raises(UserError, match=f"{member} is corrupt"):
+            read_metadata(bad)

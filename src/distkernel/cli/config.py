@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +90,7 @@ def config_recipe(recipe: Path, out: Path | None, root: Path | None, strict: boo
         outcome = configure(r, work, strict=strict, progress=p)
     resolved = outcome.config
     if out:
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(resolved.path, out / f"config-{resolved.kernel_release}")
+        cache.atomic_copy(resolved.path, out / f"config-{resolved.kernel_release}")
     if as_json:
         render.emit_json(
             {"kernel_release": resolved.kernel_release, "config_sha256": resolved.sha256, **resolved.report.to_json()}

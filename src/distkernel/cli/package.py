@@ -99,4 +99,5 @@ def verify(package: Path, keys: tuple[Path, ...], as_json: bool) -> None:
     size = render.human_size(result.bytes)
     render.out.print(f"{package.name}: OK, {result.files} files ({size}) match the manifest{signed}")
 
+
 COMMANDS = (inspect, verify)

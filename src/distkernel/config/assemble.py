@@ -116,8 +116,8 @@ def config_key(recipe: Recipe) -> dict[str, object]:
     files = [*spec.fragments, *config_d_files(recipe)]
     if spec.savedconfig is not None:
         files += sorted(p for p in spec.savedconfig.iterdir() if p.is_file())
-    if base.startswith("file:"):
-        files.append((recipe.folder / base[5:]).resolve())
+    if recipe.base_file is not None:
+        files.append(recipe.base_file)
     if spec.tailor is not None:
         files.append(spec.tailor)
     doc: dict[str, object] = {"base": base, "files": {str(p): cache.sha256_file(p) for p in files}}

@@ -92,8 +92,8 @@ def start_config(recipe: Recipe, kb: Kbuild, root: Path, log: Path) -> Start:
             )
         notes.append(f"no savedconfig for {kb.source.version} in {spec.savedconfig}: using base {spec.base}")
     base = spec.base
-    if base.startswith("file:"):
-        _copy_whole((recipe.folder / base[5:]).resolve(), config)
+    if recipe.base_file is not None:
+        _copy_whole(recipe.base_file, config)
     elif base == "debian" or base.startswith("debian:"):
         path = debian_config(recipe.kernel.arch, base)
         _copy_whole(path, config)

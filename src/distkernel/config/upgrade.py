@@ -17,7 +17,7 @@ from distkernel.config.values import read_config, read_text_any
 from distkernel.errors import UserError
 from distkernel.kbuild import Kbuild, ccache_usable
 from distkernel.recipe import SOURCE_KINDS, ConfigSpec, KernelSpec, Recipe
-from distkernel.source import prepare_source, source_key
+from distkernel.source import prepare_source
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def upgrade(old: Path, source: str, arch: str, log_name: str = "upgrade.log") ->
         raise UserError(f"{old}: no such config file")
     recipe = _recipe(old.resolve(), source, arch)
     tree = prepare_source(recipe)
-    work = cache.cache_dir("build") / f"upgrade-{arch}-{source_key(recipe)[:16]}"
+    work = cache.cache_dir("build") / f"upgrade-{arch}-{tree.key[:16]}"
     kb = Kbuild(tree, work / "obj", get_arch(arch), ccache=ccache_usable(True))
     with cache.locked(f"build-{work.name}"):
         kb.build_dir.mkdir(parents=True, exist_ok=True)

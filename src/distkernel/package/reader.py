@@ -8,10 +8,10 @@ import hashlib
 import json
 import posixpath
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import zstandard
 
@@ -29,6 +29,7 @@ from distkernel.package.format import (
 )
 
 PAYLOAD_TOPS = (KERNEL_DIR, MODULES_DIR, HEADERS_DIR)
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -52,17 +53,25 @@ def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     return f.read() if f else b""
 
 
+def _parse(path: Path, member: str, parse: Callable[[bytes], T], data: bytes) -> T:
+    """A control member parsed, or one UserError naming the package and the member."""
+    try:
+        return parse(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise UserError(f"{path}: {member} is corrupt ({e!r}); rebuild or re-download the package") from None
+
+
+def _metadata(data: bytes) -> Metadata:
+    return Metadata.from_json(json.loads(data))
+
+
 def read_metadata(path: Path) -> Metadata:
     """The metadata, reading only the first member of the stream."""
     with open_stream(path) as tar:
         first = tar.next()
         if first is None or first.name != METADATA:
             raise UserError(f"{path}: not a distkernel package (first member is not {METADATA})")
-        try:
-            doc: dict[str, Any] = json.loads(_read(tar, first))
-            return Metadata.from_json(doc)
-        except (ValueError, TypeError) as e:
-            raise UserError(f"{path}: {METADATA} is corrupt ({e}); rebuild or re-download the package") from None
+        return _parse(path, METADATA, _metadata, _read(tar, first))
 
 
 def unsafe_path(name: str) -> str | None:
@@ -152,10 +161,10 @@ def verify_package(path: Path) -> VerifyResult:
         for index, info in enumerate(tar):
             if index == 0 and info.name == METADATA:
                 meta_bytes = _read(tar, info)
-                result.metadata = Metadata.from_json(json.loads(meta_bytes))
+                result.metadata = _parse(path, METADATA, _metadata, meta_bytes)
                 continue
             if index == 1 and info.name == MANIFEST:
-                result.manifest = Manifest.from_bytes(_read(tar, info))
+                result.manifest = _parse(path, MANIFEST, Manifest.from_bytes, _read(tar, info))
                 if result.manifest.metadata_sha256 != hashlib.sha256(meta_bytes).hexdigest():
                     result.problems.append(f"{METADATA}: sha256 differs from the manifest")
                 continue
