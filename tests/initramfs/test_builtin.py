@@ -175,3 +175,14 @@ def test_zstd_frames_suit_the_kernel_decompressor(fake_root: Path, config: MakeC
     make_initramfs("builtin", spec(fake_root, config("CONFIG_RD_ZSTD=y")), tmp_path / "i.img", root=fake_root)
     params = zstandard.get_frame_parameters((tmp_path / "i.img").read_bytes())
     assert params.content_size > 0 and params.window_size <= 1 << 27 and not params.dict_id
+
+
+def test_a_truncated_busybox_in_the_root_is_passed_over(fake_root: Path, config: MakeConfig, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    s = spec(fake_root, config())
+    make_initramfs("builtin", s, tmp_path / "a.img", root=root)
+    host = {n: d for n, _, d in members((tmp_path / "a.img").read_bytes())}["bin/busybox"]
+    (root / "usr/bin/busybox").write_bytes(host[:64])  # the ELF header alone: program headers beyond the end
+    make_initramfs("builtin", s, tmp_path / "b.img", root=root)
+    assert {n: d for n, _, d in members((tmp_path / "b.img").read_bytes())}["bin/busybox"] == host

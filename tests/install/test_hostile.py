@@ -124,3 +124,11 @@ def test_not_a_package(tmp_path: Path) -> None:
     assert_user_facing_error(run, 2, "not a readable distkernel package")
     missing = cli("install", tmp_path / "nope.tar.zst", "--root", tmp_path / "r")
     assert_user_facing_error(missing, 2, "no such package file")
+
+
+def test_zstd_of_garbage_is_not_a_package(tmp_path: Path) -> None:
+    """Valid zstd around bytes that are no tar: one line, not a traceback from the header walk."""
+    junk = tmp_path / "junk.tar.zst"
+    junk.write_bytes(zstandard.ZstdCompressor().compress(b"hello" + b"Z" * 2000))
+    run = cli("install", junk, "--root", make_root(tmp_path / "r"))
+    assert_user_facing_error(run, 2, "not a readable distkernel package")

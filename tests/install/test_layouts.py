@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from distkernel.install import install_package
-from tests.conftest import cli
-from tests.install.helpers import consistent, fake_package, make_root
+from tests.conftest import assert_user_facing_error, cli
+from tests.install.helpers import consistent, fake_package, make_root, shell_root
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 CMDLINE = "console=ttyS0 root=/dev/vda ro"
@@ -113,3 +113,19 @@ def test_bad_layout_in_install_conf_is_one_line(pkg: Path, tmp_path: Path) -> No
     run = cli("install", pkg, "--root", root)
     assert run.code == 2 and "install.conf: layout=lilo is not supported" in run.err
     assert not (root / "var/lib/distkernel/state.json").exists()
+
+
+def test_the_roots_grub_mkconfig_writes_grub_cfg(pkg: Path, tmp_path: Path) -> None:
+    """A root with grub-mkconfig: it runs chrooted after the commit; its failure names its log."""
+    root = shell_root(tmp_path / "r")
+    tool = root / "usr/sbin/grub-mkconfig"
+    tool.parent.mkdir(parents=True)
+    tool.write_text('#!/bin/sh\necho "# by the root\'s grub-mkconfig" > "$2"\n')
+    tool.chmod(0o755)
+    (root / "boot/grub").mkdir()
+    install_package(pkg, root, layout="grub", initramfs="none")
+    assert (root / "boot/grub/grub.cfg").read_text() == "# by the root's grub-mkconfig\n"
+    tool.write_text("#!/bin/sh\necho 'grub-mkconfig: error: no disk' >&2\nexit 1\n")
+    run = cli("remove", "6.1.0-fake", "--root", root)
+    assert_user_facing_error(run, 3, "grub-mkconfig failed")
+    assert "grub-mkconfig.log" in run.err and "no disk" in run.err

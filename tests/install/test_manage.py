@@ -127,3 +127,12 @@ def test_a_failed_required_module_keeps_the_previous_default(pkgs: dict[str, Pat
     assert "FAILED: broken" in cli("list", "--root", root).out
     assert os.readlink(root / "boot/vmlinuz") == f"vmlinuz-{RELEASES[0]}"
     consistent(root)
+
+
+def test_a_damaged_state_file_is_one_clear_line(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "r")
+    state = root / "var/lib/distkernel/state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    for text in ("{bad", "[]"):
+        state.write_text(text)
+        assert_user_facing_error(cli("list", "--root", root), 2, "state.json: unreadable", "move it away")

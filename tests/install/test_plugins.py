@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from distkernel.install import install_package, remove_kernel
+from tests.conftest import assert_user_facing_error, cli
 from tests.install.helpers import fake_package, make_root, shell_root
 
 REC = "/record"
@@ -79,3 +80,14 @@ def test_failing_hook_is_a_tool_error_after_the_install(pkg: Path, tmp_path: Pat
     with pytest.raises(ToolError, match=r"10-fail\.install failed"):
         install_package(pkg, root, layout="plain", initramfs="none")
     assert "6.1.0-fake" in consistent(root).kernels
+
+
+def test_unrunnable_hooks(pkg: Path, tmp_path: Path) -> None:
+    """Not executable: skipped, as kernel-install does; executable but no #!: one clear line."""
+    root = make_root(tmp_path / "r")
+    write(root / "etc/kernel/install.d/40-plain.install", "#!/bin/sh\nexit 1\n", mode=0o644)
+    inst = install_package(pkg, root, initramfs="none")
+    assert inst.hooks == ()
+    write(root / "etc/kernel/install.d/40-plain.install", "exit 0\n")
+    run = cli("install", pkg, "--root", root, "--initramfs", "none")
+    assert_user_facing_error(run, 3, "cannot run", "40-plain.install")

@@ -27,15 +27,13 @@ ROOT = click.option(
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def resolve_package(spec: str, source: str | None, binary_only: bool, root: Path) -> Path:
+def resolve_package(spec: str, source: str | None, root: Path) -> Path:
     """PKG is a package file; NAME --from URL is resolved from a binhost."""
     path = Path(spec)
     if path.is_file():
         return path
     if source is None:
         raise UserError(f"{spec}: no such package file; pass a .tar.zst file, or NAME --from URL")
-    # A binhost only ever yields the exact package asked for, never a build: --binary-only
-    # states that intent, and nothing here can fall back whether or not it is given.
     from distkernel.repo.fetch import fetch_for_root
 
     return fetch_for_root(spec, source, root)
@@ -85,7 +83,9 @@ def install(
     """Install a kernel package into a root, transactionally."""
     from distkernel.install import install_package
 
-    path = resolve_package(package, source, binary_only, root)
+    # A binhost only ever yields the exact package asked for, never a build: --binary-only
+    # states that intent, and nothing here can fall back whether or not it is given.
+    path = resolve_package(package, source, root)
     inst = install_package(path, root, layout=layout, initramfs=initramfs, cmdline=cmdline, keep=keep)
     if as_json:
         render.emit_json(_installation_json(inst))

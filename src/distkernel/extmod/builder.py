@@ -11,6 +11,7 @@ yields a failed outcome with its log; it never raises."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import shutil
@@ -165,7 +166,7 @@ def _guarded(root: Path, job: Job, server: JobServer, claims: Claims, group: Gro
         status = KernelStatus(job.kernel.release, job.module.version, "failed", reason, files=kept)
     finally:
         shutil.rmtree(root / WORK / f"{job.module.name}-{job.kernel.release}", ignore_errors=True)
-    status = KernelStatus(**{**status.__dict__, "log": str(log), "seconds": round(time.monotonic() - start, 2)})
+    status = dataclasses.replace(status, log=str(log), seconds=round(time.monotonic() - start, 2))
     registry.save_status(root, job.module.name, status)
     return ModuleOutcome(
         name=job.module.name,

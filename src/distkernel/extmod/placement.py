@@ -22,6 +22,7 @@ class Claims:
         self.root = root
         self.lock = threading.Lock()
         self.taken: dict[tuple[str, str], str] = {}  # (release, relative path) -> module
+        self.loaded: set[str] = set()  # releases whose earlier builds are in `taken`
 
     def install(
         self, name: str, release: str, modules_dir: Path, built: Sequence[tuple[Path, str]], kept: Sequence[str]
@@ -29,10 +30,12 @@ class Claims:
         """Copy NAME's built modules (file, place in MODULES_DIR) there, replacing the
         files of its previous build (KEPT); "" or why it could not."""
         with self.lock:
-            for other in registry.registered(self.root):
-                status = registry.load_status(self.root, other.name, release) if other.name != name else None
-                for rel in status.files if status else ():
-                    self.taken.setdefault((release, rel), other.name)
+            if release not in self.loaded:  # earlier builds, read once: this run's go through here
+                self.loaded.add(release)
+                for other in registry.registered(self.root):
+                    status = registry.load_status(self.root, other.name, release)
+                    for rel in status.files if status else ():
+                        self.taken.setdefault((release, rel), other.name)
             clash = [
                 (rel, self.taken[(release, rel)]) for _, rel in built if self.taken.get((release, rel), name) != name
             ]

@@ -3,6 +3,7 @@ requested modules, their firmware, written as one deterministic newc cpio."""
 
 from __future__ import annotations
 
+import struct
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distkernel.errors import ToolError, UserError
-from distkernel.initramfs.closure import ModuleIndex, find_firmware, plain_path, read_index, read_module
+from distkernel.initramfs.closure import ModuleIndex, find_firmware, firmware_of, plain_path, read_index, read_module
 from distkernel.initramfs.compress import KernelCaps, compress
 from distkernel.initramfs.cpio import Archive
 from distkernel.initramfs.elf import EM_NAMES, Elf
@@ -41,7 +42,11 @@ def _usable_busybox(path: Path, arch: str | None) -> tuple[bytes | None, str]:
     elf = Elf.parse(data)
     if elf is None:
         return None, "not an ELF binary"
-    if not elf.is_static:
+    try:
+        static = elf.is_static
+    except struct.error:  # program headers beyond the file
+        return None, "a truncated ELF binary"
+    if not static:
         return None, "dynamically linked"
     machine = EM_NAMES.get(elf.machine, str(elf.machine))
     if arch and machine != arch:
@@ -114,14 +119,15 @@ def build(spec: InitramfsSpec, root: Path, caps: KernelCaps) -> tuple[bytes, Sel
     image.file("bin/busybox", find_busybox(root, caps.arch), 0o755)
     image.file("init", (spec.init if spec.init is not None else default_init()).encode(), 0o755)
     mods = f"lib/modules/{spec.release}"
+    carried = {m: read_module(index.dir / index.paths[m]) for m in chosen.modules}  # each read once
     if index.paths:
-        for m in chosen.modules:
-            image.file(f"{mods}/{plain_path(index.paths[m])}", read_module(index.dir / index.paths[m]))
+        for m, data in carried.items():
+            image.file(f"{mods}/{plain_path(index.paths[m])}", data)
         for name, text in _index_files(index, chosen.modules).items():
             image.file(f"{mods}/{name}", (text + "\n").encode() if text else b"")
         image.file(LOAD_LIST, "".join(f"{m}\n" for m in chosen.always).encode())
     fw_dirs = spec.firmware_dirs or (root / "lib/firmware", root / "usr/lib/firmware")
-    found, missing = find_firmware(index.firmware(chosen.modules), fw_dirs)
+    found, missing = find_firmware(firmware_of(carried.values()), fw_dirs)
     for name, fw in found.items():
         image.file(f"lib/firmware/{name}", fw.read_bytes())
     for where, content in spec.extra_files.items():

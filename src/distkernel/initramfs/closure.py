@@ -5,19 +5,13 @@ firmware each module names in its .modinfo."""
 from __future__ import annotations
 
 import fnmatch
-import gzip
-import lzma
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import zstandard
-
 from distkernel.errors import UserError
+from distkernel.initramfs.compress import decompress
 from distkernel.initramfs.elf import modinfo
-
-COMPRESSED = {".xz": lzma.decompress, ".zst": lambda b: zstandard.ZstdDecompressor().decompressobj().decompress(b),
-              ".gz": gzip.decompress}  # fmt: skip
 
 
 def _norm(name: str) -> str:
@@ -27,7 +21,7 @@ def _norm(name: str) -> str:
 def module_name(path: str) -> str:
     """kernel/fs/ext4/ext4.ko.zst -> ext4; dashes and underscores are one to the kernel."""
     base = path.rsplit("/", 1)[-1]
-    return base.split(".ko", 1)[0].replace("-", "_")
+    return _norm(base.split(".ko", 1)[0])
 
 
 def plain_path(path: str) -> str:
@@ -37,9 +31,8 @@ def plain_path(path: str) -> str:
 
 
 def read_module(path: Path) -> bytes:
-    data = path.read_bytes()
-    unpack = COMPRESSED.get(path.suffix)
-    return unpack(data) if unpack else data
+    """A module's ELF bytes, whether it is stored plain or .zst/.xz/.gz."""
+    return decompress(path.read_bytes())
 
 
 @dataclass(frozen=True)
@@ -80,7 +73,7 @@ class ModuleIndex:
 
     def resolve(self, name: str) -> list[str]:
         """A module name, or the modules an alias (e.g. a softdep's "crc32c") stands for."""
-        name = name.replace("-", "_")
+        name = _norm(name)
         if name in self.paths:
             return [name]
         return sorted({m for line, m in self.alias_lines if fnmatch.fnmatchcase(name, _norm(line.split()[1]))})
@@ -89,13 +82,15 @@ class ModuleIndex:
         return sorted(n for n, p in self.paths.items() if any(fnmatch.fnmatchcase(plain_path(p), g) for g in globs))
 
     def unknown(self, names: Iterable[str]) -> list[str]:
-        return [n for n in names if not self.resolve(n) and n.replace("-", "_") not in self.builtin]
+        return [n for n in names if not self.resolve(n) and _norm(n) not in self.builtin]
 
     def firmware(self, modules: Iterable[str]) -> list[str]:
-        names: set[str] = set()
-        for m in modules:
-            names.update(modinfo(read_module(self.dir / self.paths[m]), "firmware"))
-        return sorted(names)
+        return firmware_of(read_module(self.dir / self.paths[m]) for m in modules)
+
+
+def firmware_of(modules: Iterable[bytes]) -> list[str]:
+    """The firmware files (decompressed) modules name in their .modinfo."""
+    return sorted({name for data in modules for name in modinfo(data, "firmware")})
 
 
 def _lines(path: Path) -> list[str]:

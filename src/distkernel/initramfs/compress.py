@@ -3,6 +3,7 @@ has CONFIG_RD_ZSTD, else gzip (CONFIG_RD_GZIP), else none."""
 
 from __future__ import annotations
 
+import lzma
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,11 @@ def compress(data: bytes, method: str) -> bytes:
 
 
 def decompress(data: bytes) -> bytes:
-    """An image back to cpio bytes, whichever of our compressions it uses."""
+    """An image (or a module: .ko.zst, .ko.xz, .ko.gz) back to plain bytes, by its magic."""
     if data[:4] == b"\x28\xb5\x2f\xfd":
         return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(data))
     if data[:2] == b"\x1f\x8b":
         return zlib.decompress(data, 31)
+    if data[:6] == b"\xfd7zXZ\x00":
+        return lzma.decompress(data)
     return data

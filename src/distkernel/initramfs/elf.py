@@ -58,7 +58,10 @@ class Elf:
 def modinfo(data: bytes, field: str) -> list[str]:
     """Values of one .modinfo field (e.g. "firmware") of a module's (decompressed) bytes."""
     elf = Elf.parse(data)
-    section = elf.section(".modinfo") if elf else None
+    try:
+        section = elf.section(".modinfo") if elf else None
+    except struct.error:  # section headers beyond the file: nothing to read
+        return []
     if not section:
         return []
     prefix = field.encode() + b"="

@@ -16,11 +16,11 @@ from distkernel.extmod.hook import ModuleOutcome, blocks_default, build_for_kern
 from distkernel.initramfs import InitramfsSpec, default_backend, make_initramfs
 from distkernel.install.changes import stage_removal, stage_shared
 from distkernel.install.layouts import KernelFiles, Placement, place
-from distkernel.install.manage import finish_interrupted, run_after_commit
+from distkernel.install.manage import run_after_commit
 from distkernel.install.retention import to_prune
 from distkernel.install.state import STATE_DIR, KernelRecord, ModuleRecord, State, read_state
 from distkernel.install.target import Target
-from distkernel.install.transaction import Transaction, checkpoint, root_lock, transaction
+from distkernel.install.transaction import Transaction, checkpoint, recover_journal, root_lock, transaction
 from distkernel.install.unpack import Destinations, Unpacked, scan_package, write_payload
 from distkernel.tools import run
 from distkernel.trust.gate import require_trusted
@@ -111,7 +111,7 @@ def install_package(
     line = cmdline if cmdline is not None else target.default_cmdline()
     with root_lock(root):
         checkpoint("locked")
-        finish_interrupted(root)
+        recover_journal(root)
         old = read_state(root)
         if release not in old.kernels and (target.path(target.modules_dir(release)).exists()):
             raise UserError(

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 from collections.abc import Collection
 from pathlib import Path
 
-from distkernel.cache import sha256_file
+from distkernel.cache import sha256_bytes, sha256_file
 from distkernel.install.layouts import shared_files, stage_bytes, stage_link
 from distkernel.install.state import KernelRecord, PlacedFile, State
 from distkernel.install.target import Target
@@ -40,7 +39,8 @@ def _on_disk(root: Path, f: PlacedFile) -> bool:
 def stage_shared(tx: Transaction, target: Target, old: State, new: State) -> State:
     """Stage the shared files `new` wants; delete ours it no longer wants."""
     placed: list[PlacedFile] = []
-    for path, want in sorted(shared_files(target, new).items()):
+    wanted = shared_files(target, new)
+    for path, want in sorted(wanted.items()):
         if want.link is not None:
             f = PlacedFile(path, link=want.link)
             if not _on_disk(tx.root, f):
@@ -49,20 +49,15 @@ def stage_shared(tx: Transaction, target: Target, old: State, new: State) -> Sta
             assert want.data is not None
             current = tx.root / path
             if current.is_file() and not current.is_symlink() and current.read_bytes() == want.data:
-                f = PlacedFile(path, sha256=_sha(want.data))
+                f = PlacedFile(path, sha256=sha256_bytes(want.data))
             else:
                 f = stage_bytes(tx, want.data, path)
         if want.owned:
             placed.append(f)
-    wanted = {f.path for f in placed} | set(shared_files(target, new))
     for f in old.shared:
         if f.path not in wanted:
             tx.delete(f.path)
     return dataclasses.replace(new, shared=tuple(placed))
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def check_root(root: Path, state: State) -> list[str]:

@@ -5,33 +5,29 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from distkernel.errors import ToolError, UserError
+from distkernel.errors import UserError
 from distkernel.install.changes import check_root, stage_removal, stage_shared
 from distkernel.install.layouts import spec
 from distkernel.install.layouts.grub import has_mkconfig
 from distkernel.install.plugins import run_hooks
-from distkernel.install.state import KernelRecord, State, read_state
+from distkernel.install.state import STATE_DIR, KernelRecord, State, read_state
 from distkernel.install.target import Target
 from distkernel.install.transaction import checkpoint, recover_journal, root_lock, transaction
-from distkernel.tools import require, tail
+from distkernel.tools import run
 
-
-def finish_interrupted(root: Path) -> str | None:
-    """Under the lock: complete or undo the transaction a kill interrupted."""
-    return recover_journal(root)
+GRUB_LOG = "var/log/distkernel/grub-mkconfig.log"
 
 
 def load_state(root: Path) -> State:
     """The kernels distkernel installed in ROOT (an interrupted transaction is settled first)."""
     root = Path(root).resolve()
-    if not (root / "var/lib/distkernel").is_dir():
+    if not (root / STATE_DIR).is_dir():
         return State()
     with root_lock(root):
-        finish_interrupted(root)
+        recover_journal(root)
         return read_state(root)
 
 
@@ -39,7 +35,7 @@ def recover(root: Path) -> tuple[str | None, list[str]]:
     """Settle an interrupted transaction; (what was done, remaining problems)."""
     root = Path(root).resolve()
     with root_lock(root):
-        done = finish_interrupted(root)
+        done = recover_journal(root)
         return done, check_root(root, read_state(root))
 
 
@@ -65,7 +61,7 @@ def remove_kernel(root: Path, release: str) -> State:
     target = Target.probe(root)
     with root_lock(root):
         checkpoint("locked")
-        finish_interrupted(root)
+        recover_journal(root)
         old = read_state(root)
         k = old.kernels.get(release)
         if k is None:
@@ -84,7 +80,7 @@ def rollback(root: Path) -> State:
     root = Path(root).resolve()
     target = Target.probe(root)
     with root_lock(root):
-        finish_interrupted(root)
+        recover_journal(root)
         old = read_state(root)
         current = old.kernels.get(old.default or "")
         previous = _newest_bootable(old, before=current.seq if current else None)
@@ -98,7 +94,7 @@ def mark_good(root: Path, release: str | None = None) -> State:
     root = Path(root).resolve()
     target = Target.probe(root)
     with root_lock(root):
-        finish_interrupted(root)
+        recover_journal(root)
         old = read_state(root)
         if release is None:
             running = os.uname().release
@@ -113,7 +109,7 @@ def mark_good(root: Path, release: str | None = None) -> State:
 def run_after_commit(
     target: Target, state: State, *, added: Sequence[KernelRecord], removed: Sequence[KernelRecord]
 ) -> list[str]:
-    """grub-mkconfig when the root has it and uses grub, then the root's hooks."""
+    """The root's hooks, then grub-mkconfig when the root has it and uses grub."""
     ran: list[str] = []
     for k in removed:
         ran += run_hooks(target, "remove", k.release, k.image, k.initrd, k.layout, k.initramfs)
@@ -130,7 +126,7 @@ def _grub_mkconfig(target: Target) -> None:
         return
     argv = ["/" + tool, "-o", "/" + target.fmt(spec("grub")["config"], "")]
     if not target.is_host:
-        argv = [require("chroot"), str(target.root), *argv]
-    proc = subprocess.run(argv, capture_output=True, text=True, errors="replace")
-    if proc.returncode != 0:
-        raise ToolError(f"{tool} failed (exit {proc.returncode})", details=tail(proc.stderr.splitlines()))
+        argv = ["chroot", str(target.root), *argv]
+    log = target.path(GRUB_LOG)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    run(argv, log=log, what=f"{target.root}: /{tool}")

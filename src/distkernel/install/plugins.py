@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.errors import ToolError
+from distkernel.install.state import STATE_DIR
 from distkernel.install.target import Target, layouts_data
 from distkernel.tools import require, tail
 
@@ -33,7 +34,8 @@ class Hook:
 
 def install_plugins(root: Path) -> list[str]:
     """*.install by name; /etc overrides /usr/lib; a link to /dev/null masks; the ones
-    doing install's own job (data/layouts.toml [hooks]) are skipped."""
+    doing install's own job (data/layouts.toml [hooks]) are skipped, and, as kernel-install
+    does, the ones that are not executable files."""
     found: dict[str, str] = {}
     for folder in reversed(INSTALL_D):
         d = root / folder
@@ -42,9 +44,16 @@ def install_plugins(root: Path) -> list[str]:
                 if f.name.endswith(".install"):
                     found[f.name] = f"{folder}/{f.name}"
     skip = set(layouts_data()["hooks"]["skip"])
-    return [
-        rel for name, rel in sorted(found.items()) if name not in skip and os.path.realpath(root / rel) != "/dev/null"
-    ]
+    return [rel for name, rel in sorted(found.items()) if name not in skip and _executable(root, rel)]
+
+
+def _executable(root: Path, rel: str) -> bool:
+    """An executable file as the root sees it (an absolute link points into the root;
+    one to /dev/null masks)."""
+    path = root / rel
+    if path.is_symlink() and (target := os.readlink(path)).startswith("/"):
+        path = root / target.lstrip("/")
+    return path.is_file() and os.access(path, os.X_OK)
 
 
 def run_parts(root: Path, folder: str) -> list[str]:
@@ -52,7 +61,7 @@ def run_parts(root: Path, folder: str) -> list[str]:
     if not d.is_dir():
         return []
     names = sorted(f.name for f in d.iterdir() if RUN_PARTS_NAME.match(f.name))
-    return [f"{folder}/{n}" for n in names if os.access(d / n, os.X_OK) and (d / n).is_file()]
+    return [f"{folder}/{n}" for n in names if _executable(root, f"{folder}/{n}")]
 
 
 def kernel_install_env(target: Target, layout: str, initrd_generator: str) -> dict[str, str]:
@@ -70,10 +79,8 @@ def kernel_install_env(target: Target, layout: str, initrd_generator: str) -> di
 
 def hooks(target: Target, action: str, release: str, image: str, initrd: str) -> list[Hook]:
     entry_dir = f"/{target.esp}/{target.token}/{release}"
-    out = []
-    for rel in install_plugins(target.root):
-        args = (action, release, entry_dir, *(("/" + image,) if action == "add" else ()))
-        out.append(Hook("/" + rel, args + (("/" + initrd,) if action == "add" and initrd else ()), True))
+    files = ("/" + image, *(("/" + initrd,) if initrd else ())) if action == "add" else ()
+    out = [Hook("/" + rel, (action, release, entry_dir, *files), True) for rel in install_plugins(target.root)]
     folder = "etc/kernel/postinst.d" if action == "add" else "etc/kernel/postrm.d"
     out += [Hook("/" + rel, (release, "/" + image), False) for rel in run_parts(target.root, folder)]
     return out
@@ -87,7 +94,8 @@ def run_hooks(
     log = target.path(LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
     ran: list[str] = []
-    with tempfile.TemporaryDirectory(dir=target.root / "var/lib/distkernel") as staging:
+    done = f"kernel {release} is {'installed' if action == 'add' else 'removed'}"
+    with tempfile.TemporaryDirectory(dir=target.root / STATE_DIR) as staging:
         env = dict(os.environ, **kernel_install_env(target, layout, generator))
         env["KERNEL_INSTALL_STAGING_AREA"] = "/" + str(Path(staging).relative_to(target.root))
         if not chroot and not target.is_host:
@@ -97,7 +105,11 @@ def run_hooks(
             if hook.chain and stopped:
                 continue
             argv = [require("chroot"), str(target.root), hook.path] if chroot else [str(target.path(hook.path[1:]))]
-            proc = subprocess.run([*argv, *hook.args], env=env, capture_output=True, text=True, errors="replace")
+            try:
+                proc = subprocess.run([*argv, *hook.args], env=env, capture_output=True, text=True, errors="replace")
+            except OSError as e:  # e.g. a script without a #! line
+                why = f"cannot run ({e.strerror}); fix or remove it"
+                raise ToolError(f"{done}, but the hook {hook.path} {why}") from None
             with open(log, "a") as f:
                 f.write(f"$ {hook.path} {' '.join(hook.args)}\n{proc.stdout}{proc.stderr}[exit {proc.returncode}]\n")
             ran.append(hook.path)
@@ -107,8 +119,7 @@ def run_hooks(
             if proc.returncode != 0:
                 lines = (proc.stdout + proc.stderr).splitlines()
                 raise ToolError(
-                    f"kernel {release} is {'installed' if action == 'add' else 'removed'}, but the hook "
-                    f"{hook.path} failed (exit {proc.returncode})",
+                    f"{done}, but the hook {hook.path} failed (exit {proc.returncode})",
                     log=log,
                     details=tail(lines),
                 )

@@ -19,10 +19,10 @@ from distkernel.install.api import Installation, make_initrd
 from distkernel.install.changes import stage_shared
 from distkernel.install.layouts import KernelFiles, Placement, stage_file
 from distkernel.install.layouts.uki import signed_uki
-from distkernel.install.manage import finish_interrupted, run_after_commit
+from distkernel.install.manage import run_after_commit
 from distkernel.install.state import STATE_DIR, KernelRecord, ModuleRecord, State, read_state
 from distkernel.install.target import Target
-from distkernel.install.transaction import checkpoint, root_lock, transaction
+from distkernel.install.transaction import checkpoint, recover_journal, root_lock, transaction
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def hold(root: Path) -> Iterator[Held]:
     """Take ROOT's install lock (an interrupted transaction is settled first)."""
     target = Target.probe(Path(root).resolve())
     with root_lock(target.root):
-        finish_interrupted(target.root)
+        recover_journal(target.root)
         yield Held(target)
 
 

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distkernel.errors import UserError
+
 STATE_DIR = "var/lib/distkernel"
 STATE_FILE = "state.json"
 
@@ -115,3 +117,8 @@ def read_state(root: Path) -> State:
         return State.from_json(json.loads(path.read_text()))
     except FileNotFoundError:
         return State()
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # written atomically: edited by hand
+        raise UserError(
+            f"{path}: unreadable ({type(e).__name__}: {e}); repair it, or move it away to make distkernel "
+            "forget the kernels it installed there"
+        ) from None

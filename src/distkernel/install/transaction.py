@@ -202,17 +202,18 @@ def recover_journal(root: Path) -> str | None:
     path = root / JOURNAL
     try:
         doc = json.loads(path.read_text())
+        phase, what, prefix, ops, dirs, made = (doc[k] for k in ("phase", "what", "prefix", "ops", "dirs", "made"))
     except FileNotFoundError:
         return None
-    except ValueError:
+    except (ValueError, TypeError, KeyError):
         # atomic writes make a torn journal impossible; an unreadable one is not ours to guess at
         raise UserError(f"{path}: unreadable journal; inspect it, then delete it to proceed") from None
-    if doc["phase"] == "commit":
-        apply_ops(root, doc["prefix"], doc["ops"])
-        outcome = f"completed the interrupted `{doc['what']}`"
+    if phase == "commit":
+        apply_ops(root, prefix, ops)
+        outcome = f"completed the interrupted `{what}`"
     else:
-        abort_staging(root, doc["prefix"], doc["dirs"], doc["made"])
-        outcome = f"undid the interrupted `{doc['what']}`"
+        abort_staging(root, prefix, dirs, made)
+        outcome = f"undid the interrupted `{what}`"
     path.unlink()
     fsync_dir(path.parent)
     return outcome

@@ -79,6 +79,10 @@ def walk(data: memoryview) -> list[Member]:
     return out
 
 
+def _unreadable(path: Path, why: str) -> UserError:
+    return UserError(f"{path}: not a readable distkernel package ({why}); rebuild or re-download it")
+
+
 def scan_package(path: Path) -> Unpacked:
     """Decompress and check every member; nothing is written."""
     zstd = require("zstd")
@@ -87,10 +91,13 @@ def scan_package(path: Path) -> Unpacked:
         proc = subprocess.run([zstd, "-dcq", path], stdout=out, stderr=subprocess.PIPE, check=False)
         if proc.returncode != 0:
             why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["unreadable"]
-            raise UserError(f"{path}: not a readable distkernel package ({why[0]}); rebuild or re-download it")
+            raise _unreadable(path, why[0])
         size = out.seek(0, os.SEEK_END)
         data = memoryview(mmap.mmap(out.fileno(), size, prot=mmap.PROT_READ)) if size else memoryview(b"")
-    members = walk(data)
+    try:
+        members = walk(data)
+    except ValueError:  # a size or mode field that is not octal
+        raise _unreadable(path, "bad tar header") from None
     result = VerifyResult(path)
     names = [m.info.name for m in members[:3]]
     if names[:2] != [METADATA, MANIFEST]:
@@ -99,7 +106,7 @@ def scan_package(path: Path) -> Unpacked:
     try:
         result.metadata = Metadata.from_json(json.loads(bytes(meta)))
         result.manifest = Manifest.from_bytes(bytes(manifest))
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise UserError(f"{path}: corrupt metadata or manifest ({e}); rebuild or re-download it") from None
     if result.manifest.metadata_sha256 != hashlib.sha256(meta).hexdigest():
         result.problems.append(f"{METADATA}: sha256 differs from the manifest")

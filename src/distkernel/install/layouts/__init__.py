@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distkernel.cache import CHUNK, sha256_bytes
 from distkernel.install.state import KernelRecord, PlacedFile, State
 from distkernel.install.target import Target, layouts_data
 from distkernel.install.transaction import Transaction
@@ -62,7 +63,7 @@ def stage_file(tx: Transaction, src: Path, final: str, placement: Placement) -> 
     staged = tx.stage(final)
     h = hashlib.sha256()
     with open(src, "rb") as i, open(staged, "wb") as o:
-        while chunk := i.read(1 << 20):
+        while chunk := i.read(CHUNK):
             h.update(chunk)
             o.write(chunk)
     tx.put(staged, final)
@@ -73,7 +74,7 @@ def stage_bytes(tx: Transaction, data: bytes, final: str) -> PlacedFile:
     staged = tx.stage(final)
     staged.write_bytes(data)
     tx.put(staged, final)
-    return PlacedFile(final, sha256=hashlib.sha256(data).hexdigest())
+    return PlacedFile(final, sha256=sha256_bytes(data))
 
 
 def stage_link(tx: Transaction, target: str, final: str) -> PlacedFile:
@@ -97,16 +98,13 @@ def group_default(state: State, layouts: tuple[str, ...]) -> tuple[KernelRecord 
 
 
 def _placers() -> dict[str, Callable[[Transaction, Target, KernelFiles], Placement]]:
-    from distkernel.install.layouts import bls, plain, uki
+    from distkernel.install.layouts import bls, grub, plain, uki
 
-    return {"plain": plain.place, "grub": plain.place, "bls": bls.place, "uki": uki.place}
+    return {"plain": plain.place, "grub": grub.place, "bls": bls.place, "uki": uki.place}
 
 
 def place(layout: str, tx: Transaction, target: Target, files: KernelFiles) -> Placement:
-    placement = _placers()[layout](tx, target, files)
-    if layout == "grub":  # the file that names it (shared by all grub kernels)
-        placement.entry = target.fmt(spec("grub")["config"], files.release)
-    return placement
+    return _placers()[layout](tx, target, files)
 
 
 def shared_files(target: Target, state: State) -> dict[str, Shared]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 
-from distkernel.install.layouts import Shared, group_default, spec
+from distkernel.install.layouts import KernelFiles, Placement, Shared, group_default, plain, spec
 from distkernel.install.state import KernelRecord, State
 from distkernel.install.target import Target
+from distkernel.install.transaction import Transaction
 
 HEADER = """\
 # Written by distkernel for the kernels it installed; rewritten on every install,
@@ -16,6 +17,13 @@ set default=0
 set timeout={timeout}
 {insmod}
 """
+
+
+def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
+    """plain's files; the entry naming the kernel is the grub.cfg all grub kernels share."""
+    p = plain.place(tx, target, files)
+    p.entry = target.fmt(spec("grub")["config"], files.release)
+    return p
 
 
 def has_mkconfig(target: Target) -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from distkernel.errors import UserError
 from distkernel.install.layouts import KernelFiles, Placement, spec, stage_file
+from distkernel.install.state import STATE_DIR
 from distkernel.install.target import Target
 from distkernel.install.transaction import Transaction
 from distkernel.tools import missing_tool_error, run
@@ -29,7 +30,7 @@ def pe_layout(stub: Path) -> tuple[int, int, int]:
     nsections, opt_size = struct.unpack_from("<H", data, pe + 6)[0], struct.unpack_from("<H", data, pe + 20)[0]
     opt = pe + 24
     if struct.unpack_from("<H", data, opt)[0] != 0x20B:
-        raise UserError(f"{stub}: not a PE32+ (64-bit) stub")
+        raise UserError(f"{stub}: not a PE32+ (64-bit) stub; reinstall systemd-boot-efi")
     image_base, align = struct.unpack_from("<QI", data, opt + 24)
     end = 0
     for i in range(nsections):
@@ -123,7 +124,7 @@ def signed_uki(target: Target, files: KernelFiles, work: Path) -> tuple[Path, st
 def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
     p = Placement()
     p.uki = p.image = target.fmt(spec("uki")["image"], files.release)
-    work = tx.stage(f"var/lib/distkernel/uki-{files.release}")
+    work = tx.stage(f"{STATE_DIR}/uki-{files.release}")
     work.mkdir()
     built, p.uki_signer = signed_uki(target, files, work)
     stage_file(tx, built, p.uki, p)
