@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from distkernel.errors import UserError
 from distkernel.pipeline import inputs_key
 from distkernel.recipe import load_recipe
-from distkernel.trust.keys import DB_CRT, DB_KEY, MODULE_PEM, PACKAGE_KEY, KeySet
+from distkernel.trust.keys import DB_CRT, DB_KEY, MODULE_PEM, PACKAGE_KEY, KeySet, load_certificates
+from distkernel.trust.modsign import KEY_LINK, SIGNING_X509, link_module_key
 
 BASE = """\
 [kernel]
@@ -72,3 +74,19 @@ def test_fingerprints_not_keys_enter_the_cache_key(tmp_path: Path, keys: KeySet,
     for name in (PACKAGE_KEY, MODULE_PEM, DB_KEY):
         body = keys.path(name).read_text().split("-----")[2].split()[0]
         assert body not in text
+
+
+def test_a_certificate_built_in_from_another_key_is_dropped(tmp_path: Path, keys: KeySet, other_keys: KeySet) -> None:
+    """Kbuild would keep it (the key file is older): sign-file would refuse every module."""
+    recipe = load_recipe(write(tmp_path, f'modules = "{keys.path(MODULE_PEM)}"'))
+    embedded = tmp_path / "obj" / SIGNING_X509
+    embedded.parent.mkdir(parents=True)
+    ours = load_certificates(keys.path(MODULE_PEM), "ours")[0].public_bytes(serialization.Encoding.DER)
+    embedded.write_bytes(ours)
+    link_module_key(recipe, tmp_path / "obj")
+    assert (tmp_path / "obj" / KEY_LINK).resolve() == keys.path(MODULE_PEM).resolve()
+    assert embedded.read_bytes() == ours
+    theirs = load_certificates(other_keys.path(MODULE_PEM), "theirs")[0]
+    embedded.write_bytes(theirs.public_bytes(serialization.Encoding.DER))
+    link_module_key(recipe, tmp_path / "obj")
+    assert not embedded.exists()

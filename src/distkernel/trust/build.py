@@ -8,11 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from distkernel.errors import UserError
 from distkernel.recipe import Recipe
-from distkernel.trust.keys import cert_fingerprint, load_certificates, load_rsa_private
+from distkernel.trust.keys import cert_fingerprint, cert_matches, load_certificates, load_rsa_private
 from distkernel.trust.modsign import module_signer
 from distkernel.trust.secureboot import sign_efi
 from distkernel.trust.signing import signer
@@ -24,9 +22,11 @@ def _secureboot(recipe: Recipe) -> dict[str, str] | None:
         return None
     key = load_rsa_private(key_path, "the secure-boot db key")
     cert = load_certificates(cert_path, "the secure-boot db certificate")[0]
-    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(der, spki) != cert.public_key().public_bytes(der, spki):
-        raise UserError(f"{recipe.line_of('sign', 'secureboot_cert')}: sign.secureboot_cert is not for secureboot_key")
+    if not cert_matches(key, cert):
+        raise UserError(
+            f"{recipe.line_of('sign', 'secureboot_cert')}: sign.secureboot_cert is not for secureboot_key; "
+            "name the certificate made with that key (db.crt beside db.key)"
+        )
     return {"subject": cert.subject.rfc4514_string(), "fingerprint": cert_fingerprint(cert)}
 
 

@@ -125,6 +125,12 @@ def cert_fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
+def cert_matches(key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bool:
+    """Whether CERT certifies KEY's public half."""
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_key().public_bytes(der, spki) == cert.public_key().public_bytes(der, spki)
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()

@@ -20,9 +20,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from distkernel.config.values import Origin, Setting
 from distkernel.errors import UserError
 from distkernel.recipe import Recipe
-from distkernel.trust.keys import cert_fingerprint, load_certificates, load_rsa_private
+from distkernel.trust.keys import cert_fingerprint, cert_matches, load_certificates, load_rsa_private
 
 KEY_LINK = "distkernel-module-key.pem"
+SIGNING_X509 = "certs/signing_key.x509"  # what Kbuild extracts from the key and builds in
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,7 @@ def module_signer(path: Path) -> ModuleSigner:
     """Check that PATH holds an RSA key and a certificate for it; describe the signer."""
     key = load_rsa_private(path, "the module signing key")
     cert = load_certificates(path, "the module signing certificate")[0]
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    pub = key.public_key().public_bytes(serialization.Encoding.DER, spki)
-    if cert.public_key().public_bytes(serialization.Encoding.DER, spki) != pub:
+    if not cert_matches(key, cert):
         raise UserError(
             f"{path}: the certificate is not for the private key in the same file; put the matching pair in it"
         )
@@ -87,3 +86,10 @@ def link_module_key(recipe: Recipe, build_dir: Path) -> None:
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(recipe.sign.modules)
     os.replace(tmp, link)
+    # Kbuild re-extracts the certificate it embeds only when the key file is newer than
+    # it: a switch to another (older) key would leave the old one, and sign-file would
+    # then refuse every module. Drop it when it is not this key's.
+    embedded = build_dir / SIGNING_X509
+    cert = load_certificates(recipe.sign.modules, "the module signing certificate")[0]
+    if embedded.exists() and embedded.read_bytes() != cert.public_bytes(serialization.Encoding.DER):
+        embedded.unlink()
