@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import statistics
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh
 from distkernel.boottest.prepare import prepare
 from distkernel.boottest.profile import profile
-from distkernel.boottest.run import SCRATCH
+from distkernel.boottest.run import package_test_modules, scratch_dir
 from distkernel.boottest.testinit import MARKER, init_script
 from distkernel.package.reader import read_metadata
 
@@ -57,9 +56,9 @@ def main() -> dict[str, object]:
     with tempfile.TemporaryDirectory() as out:
         pkg = Path(json.loads(sh(*DISTKERNEL, "build", DEFAULT_RECIPE, "--out", out, "--json"))["package"])
         meta = read_metadata(pkg)
-        modules = tuple(meta.extra.get("test", {}).get("modules", ()))
+        modules = package_test_modules(pkg, meta)
         token = secrets.token_hex(8)
-        with tempfile.TemporaryDirectory(dir=SCRATCH if os.access(SCRATCH, os.W_OK) else None) as tmp:
+        with tempfile.TemporaryDirectory(dir=scratch_dir()) as tmp:
             ready = prepare(
                 pkg,
                 meta,

@@ -3,6 +3,7 @@ bzImage-shaped file, the JUnit report."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import shutil
 import struct
@@ -16,9 +17,11 @@ from distkernel.boottest.junit import junit_xml
 from distkernel.boottest.profile import profile
 from distkernel.boottest.pvh import has_pvh_note, payload_elf
 from distkernel.boottest.result import Attempt, BootResult
-from distkernel.boottest.run import BootOptions, check_options
+from distkernel.boottest.run import BootOptions, check_options, package_test_modules
 from distkernel.boottest.testinit import MARKER, init_script
 from distkernel.errors import UserError
+from distkernel.package.reader import read_metadata
+from tests.trust.helpers import tiny_package
 
 
 def test_init_script_parses_and_holds_no_marker_line() -> None:
@@ -101,3 +104,14 @@ def test_bad_options_are_user_errors() -> None:
         check_options(BootOptions(layout="grub"))
     with pytest.raises(UserError, match="not a module name"):
         check_options(BootOptions(modules=("x; reboot",)))
+
+
+def test_package_test_modules_are_checked_before_they_reach_the_init(tmp_path: Path) -> None:
+    pkg = tiny_package(tmp_path)
+    meta = read_metadata(pkg)
+    assert package_test_modules(pkg, dataclasses.replace(meta, extra={})) == ()
+    ok = dataclasses.replace(meta, extra={"test": {"modules": ["test_module", "a-b"]}})
+    assert package_test_modules(pkg, ok) == ("test_module", "a-b")
+    for bad in ({"modules": ["x; reboot"]}, {"modules": "test_module"}, ["test_module"]):
+        with pytest.raises(UserError, match="fix the recipe's \\[test\\] modules"):
+            package_test_modules(pkg, dataclasses.replace(meta, extra={"test": bad}))

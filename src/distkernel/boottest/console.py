@@ -91,9 +91,10 @@ def classify(lines: list[str], token: str, *, timed_out: bool, qemu_status: int 
     if timed_out:
         last = next((x for x in reversed(seen) if x.strip()), "")
         return Verdict(TIMEOUT, f"last console line: {last}" if last else "no console output")
-    if qemu_status not in (0, None) or (qemu_err and not any(KERNEL_START_RE.search(x) for x in seen)):
+    started = any(KERNEL_START_RE.search(x) for x in seen)
+    if qemu_status not in (0, None) or (qemu_err and not started):
         first = next((x for x in qemu_err.splitlines() if x.strip()), f"exit status {qemu_status}")
         return Verdict(QEMU, first)
-    if not any(KERNEL_START_RE.search(x) for x in seen):
+    if not started:
         return Verdict(NO_MARKER, "the kernel never started (the firmware or boot loader stopped first)")
     return Verdict(NO_MARKER, "the guest stopped without printing the marker")

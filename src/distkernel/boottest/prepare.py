@@ -15,6 +15,7 @@ from distkernel.boottest.profile import QemuProfile
 from distkernel.boottest.pvh import extract_pvh_kernel
 from distkernel.boottest.uefi import LOADERS, build_disk
 from distkernel.config.values import read_config
+from distkernel.errors import UserError
 from distkernel.initramfs import InitramfsSpec, make_initramfs
 from distkernel.install import install_package
 from distkernel.install.layouts import KernelFiles
@@ -45,17 +46,17 @@ def _norm(module: str) -> str:
     return module.replace("-", "_")
 
 
-def _member(package: Path, name: str, out: Path) -> Path:
-    """One payload file of the package, streamed out."""
+def _extract(package: Path, names: dict[str, Path]) -> None:
+    """Stream the named payload files of the package out, in one pass."""
+    left = dict(names)
     with open_stream(package) as tar:
         for info in tar:
-            if info.name == name:
-                src = tar.extractfile(info)
-                assert src is not None
-                with open(out, "wb") as f:
+            if info.name in left and (src := tar.extractfile(info)) is not None:
+                with open(left.pop(info.name), "wb") as f:
                     shutil.copyfileobj(src, f)
-                return out
-    raise FileNotFoundError(name)
+                if not left:
+                    return
+    raise UserError(f"{package}: has no {', '.join(left)}; rebuild the package")
 
 
 def _rebuild_uki(
@@ -66,13 +67,15 @@ def _rebuild_uki(
     kernel.mkdir()
     files = KernelFiles(
         release=meta.kernel_release,
-        image=_member(package, "kernel/vmlinuz", kernel / "vmlinuz"),
+        image=kernel / "vmlinuz",
         initrd=initrd,
-        system_map=_member(package, "kernel/System.map", kernel / "System.map"),
-        config=_member(package, "kernel/config", kernel / "config"),
+        system_map=kernel / "System.map",
+        config=kernel / "config",
         cmdline=cmdline,
         arch=meta.arch,
     )
+    # One pass over the stream, not one each: the kernel files come after the headers tree.
+    _extract(package, {f"kernel/{p.name}": p for p in (files.image, files.system_map, files.config)})
     built = work / "uki-work"
     built.mkdir()
     build_uki(files, target.os_release(), built / "uki.efi", built)

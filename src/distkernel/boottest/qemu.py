@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.boottest.console import KERNEL_START_RE, LineSplitter, is_marker, is_panic
-from distkernel.tools import missing_tool_error
+from distkernel.tools import require
 
 # After the marker the init powers off at once; after a panic the trace follows. Either
 # way qemu normally exits by itself; this is how long we wait before stopping it.
@@ -40,8 +39,7 @@ def run_qemu(
     console_log: Path,
     first_line_deadline: float | None = None,
 ) -> QemuRun:
-    if shutil.which(argv[0]) is None:
-        raise missing_tool_error(argv[0])
+    require(argv[0])
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None

@@ -24,6 +24,7 @@ from distkernel.boottest.result import Attempt, BootResult
 from distkernel.boottest.testinit import MODULE_NAME, init_script
 from distkernel.boottest.uefi import need_file
 from distkernel.errors import UserError
+from distkernel.package.format import Metadata
 from distkernel.package.reader import read_metadata
 from distkernel.tools import require
 
@@ -71,6 +72,23 @@ def check_options(opts: BootOptions) -> str:
     return layout
 
 
+def package_test_modules(package: Path, meta: Metadata) -> tuple[str, ...]:
+    """The modules the package's recipe names in [test] (its metadata's test.modules)."""
+    test = meta.extra.get("test") or {}
+    raw = test.get("modules", []) if isinstance(test, dict) else None
+    if not isinstance(raw, list) or not all(isinstance(m, str) and MODULE_NAME.match(m) for m in raw):
+        raise UserError(
+            f"{package}: metadata test.modules {raw!r} is not a list of module names; "
+            "fix the recipe's [test] modules and rebuild, or pass --module"
+        )
+    return tuple(raw)
+
+
+def scratch_dir() -> Path | None:
+    """Where the scratch root goes: in memory when it can (SCRATCH), else the default."""
+    return SCRATCH if os.access(SCRATCH, os.W_OK) else None
+
+
 def _attempt(
     prof: QemuProfile, ready: Prepared, accel: str, token: str, opts: BootOptions, logs: Path, n: int, work: Path
 ) -> tuple[Attempt, bool]:
@@ -102,7 +120,7 @@ def boot_test(package: Path, opts: BootOptions, *, on_attempt: Callable[[Attempt
         need_file(prof.uefi.code, prof.uefi.firmware_package)
         need_file(prof.uefi.vars, prof.uefi.firmware_package)
     require(prof.binary)
-    modules = opts.modules if opts.modules is not None else tuple(meta.extra.get("test", {}).get("modules", ()))
+    modules = opts.modules if opts.modules is not None else package_test_modules(package, meta)
     token = secrets.token_hex(8)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_name = f"{meta.name}-{opts.firmware}-{layout}-{stamp}-{token[:6]}"
@@ -111,8 +129,7 @@ def boot_test(package: Path, opts: BootOptions, *, on_attempt: Callable[[Attempt
     chosen = accels.choose(prof, opts.accel)
     attempts: list[Attempt] = []
     try:
-        scratch = SCRATCH if os.access(SCRATCH, os.W_OK) else None
-        with tempfile.TemporaryDirectory(prefix="distkernel-test-", dir=scratch) as tmp:
+        with tempfile.TemporaryDirectory(prefix="distkernel-test-", dir=scratch_dir()) as tmp:
             work = Path(tmp)
             ready = prepare(
                 package,
