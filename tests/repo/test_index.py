@@ -53,6 +53,23 @@ def test_add_refuses_a_corrupt_package_and_a_missing_repo(tmp_path: Path, keys: 
     assert json.loads((repo / INDEX).read_text())["signed"]["serial"] == 1
 
 
+def test_add_copies_nothing_when_one_package_is_corrupt(tmp_path: Path, keys: KeySet) -> None:
+    repo = tmp_path / "repo"
+    assert cli("repo", "init", repo, "--key", keys.path(PACKAGE_KEY)).code == 0
+    good = tiny_package(tmp_path / "g", key=keys.path(PACKAGE_KEY))
+    broken = tmp_path / "broken.tar.zst"
+    broken.write_bytes(good.read_bytes()[:-100])
+    assert_user_facing_error(cli("repo", "add", repo, good, broken), 2, "broken.tar.zst")
+    assert list((repo / "packages").iterdir()) == []
+
+
+def test_add_to_a_repo_without_its_index_is_one_line(tmp_path: Path, keys: KeySet) -> None:
+    repo = tmp_path / "repo"
+    assert cli("repo", "init", repo, "--key", keys.path(PACKAGE_KEY)).code == 0
+    (repo / INDEX).unlink()
+    assert_user_facing_error(cli("repo", "add", repo, tiny_package(tmp_path / "p")), 2, INDEX)
+
+
 @pytest.mark.parametrize(
     "path",
     ["../secret.tar.zst", "/etc/shadow", "packages/../../x.tar.zst", "packages/sub/x.tar.zst", "index.json"],

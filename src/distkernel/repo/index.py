@@ -96,9 +96,9 @@ def parse_index(data: bytes, where: str, trusted: list[TrustedKey]) -> tuple[Ind
 
 def _config(repo: Path) -> dict[str, str]:
     try:
-        doc: dict[str, str] = json.loads((repo / CONFIG).read_text())
-        return doc
-    except (OSError, ValueError):
+        doc = json.loads((repo / CONFIG).read_text())
+        return {"key": str(doc["key"])}
+    except (OSError, ValueError, KeyError, TypeError):
         raise UserError(
             f"{repo}: not a distkernel repo; create it with `distkernel repo init {repo} --key KEY`"
         ) from None
@@ -119,7 +119,11 @@ def read_own_index(repo: Path, key: Path) -> Index:
     """The repo's current index, checked against the repo's own key."""
     public = load_package_private(key).public_key()
     trusted = [TrustedKey(public_fingerprint(public), public, key)]
-    return parse_index((repo / INDEX).read_bytes(), str(repo / INDEX), trusted)[0]
+    try:
+        data = (repo / INDEX).read_bytes()
+    except OSError as e:
+        raise UserError(f"{repo / INDEX}: cannot read it ({e.strerror}); restore it from a backup") from None
+    return parse_index(data, str(repo / INDEX), trusted)[0]
 
 
 def init_repo(repo: Path, key: Path) -> Index:
@@ -139,14 +143,16 @@ def add_packages(repo: Path, packages: list[Path], key: Path | None = None) -> I
     A package with the same file name replaces the old entry."""
     key = _own_key(repo, key)
     index = read_own_index(repo, key)
-    entries = {e.path: e for e in index.entries}
-    for pkg in packages:
+    metas: list[tuple[Path, Metadata]] = []
+    for pkg in packages:  # all verified before any is copied: a bad one changes nothing
         result = verify_package(pkg)
         if not result.ok or result.metadata is None:
             raise UserError(
                 f"{pkg}: does not match its manifest; not adding a corrupt package", details=result.problems
             )
-        meta: Metadata = result.metadata
+        metas.append((pkg, result.metadata))
+    entries = {e.path: e for e in index.entries}
+    for pkg, meta in metas:
         path = f"{PACKAGES}/{meta.filename}"
         cache.atomic_copy(pkg, repo / path)
         size, digest = (repo / path).stat().st_size, cache.sha256_file(repo / path)
