@@ -18,7 +18,7 @@ from distkernel.source import prepare_source
 
 FRAGMENTS = ["qemu-boot.config", "qemu-uefi.config", "qemu-disk.config"]
 # Two values that do not take, so the run includes explanations.
-OPTIONS = 'CONFIG_TEST_LKM = "m"\nCONFIG_KVM = "y"\nCONFIG_SMP = "m"'
+OPTIONS = {"CONFIG_TEST_LKM": "m", "CONFIG_KVM": "y", "CONFIG_SMP": "m"}
 
 
 def main() -> dict[str, object]:
@@ -32,13 +32,12 @@ def main() -> dict[str, object]:
         folder = Path(tmp)
         recipe = folder / "p7.toml"
         listed = ", ".join(f'"{f}"' for f in frags)
+        options = "".join(f'{k} = "{v}"\n' for k, v in OPTIONS.items())
         recipe.write_text(
             '[kernel]\nname = "p7-bench"\nsource = "debian:linux-source-6.1"\n\n'
-            f'[config]\nbase = "tinyconfig"\nfragments = [{listed}]\n\n[config.options]\n{OPTIONS}\n'
+            f'[config]\nbase = "tinyconfig"\nfragments = [{listed}]\n\n[config.options]\n{options}'
         )
-        (folder / "options.config").write_text(
-            "".join(f"{line.split(' = ')[0]}={line.split(' = ')[1].strip(chr(34))}\n" for line in OPTIONS.splitlines())
-        )
+        (folder / "options.config").write_text("".join(f"{k}={v}\n" for k, v in OPTIONS.items()))
         ours_cmd: list[str | Path] = [*DISTKERNEL, "config", recipe, "--json"]
         sh(*ours_cmd)  # warm: kconfig tools compiled once in the build dir
         ours = median_time(lambda: sh(*ours_cmd), args.repeat)
