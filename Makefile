@@ -13,6 +13,7 @@ test: bootstrap
 
 lint: bootstrap
 	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
 	.venv/bin/mypy
 
 bench: bootstrap

@@ -12,12 +12,12 @@ import tempfile
 from pathlib import Path
 
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh, timed
-from distkernel import cache
-from distkernel.arch import get_arch
-from distkernel.kbuild import Kbuild, ccache_usable
-from distkernel.pipeline import build_id
-from distkernel.recipe import load_recipe
-from distkernel.source import prepare_source, source_key
+from distkernel.build.compile.kbuild import Kbuild, ccache_usable
+from distkernel.build.recipe import load_recipe
+from distkernel.build.source import prepare_source, source_key
+from distkernel.core import cache
+from distkernel.core.arch import get_arch
+from distkernel.workflows.pipeline import build_id
 
 
 def by_hand(recipe_path: Path, work: Path, env: dict[str, str]) -> None:

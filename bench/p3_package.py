@@ -11,12 +11,12 @@ import tempfile
 from pathlib import Path
 
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh, timed
-from distkernel import cache
-from distkernel.build import BuildResult
-from distkernel.pipeline import build_id, configure, make_package
-from distkernel.recipe import load_recipe
-from distkernel.source import source_key
-from distkernel.toolchain import toolchain_versions
+from distkernel.build.compile.kernel import BuildResult
+from distkernel.build.recipe import load_recipe
+from distkernel.build.source import source_key
+from distkernel.build.toolchain import toolchain_versions
+from distkernel.core import cache
+from distkernel.workflows.pipeline import build_id, configure, make_package
 
 
 def main() -> dict[str, object]:

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh
-from distkernel.initramfs import InitramfsResult, InitramfsSpec, make_initramfs
+from distkernel.target.initramfs import InitramfsResult, InitramfsSpec, make_initramfs
 
 
 def main() -> dict[str, object]:

@@ -69,7 +69,7 @@ def main() -> dict[str, object]:
             sh(*DISTKERNEL, "install", pkg, "--root", root, "--layout", "plain", "--initramfs", "builtin")
 
         def library() -> None:
-            from distkernel.install import install_package
+            from distkernel.target.install import install_package
 
             install_package(pkg, fresh_root(Path(tmp), n), layout="plain", initramfs="builtin")
 

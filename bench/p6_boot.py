@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh
-from distkernel.boottest.prepare import prepare
-from distkernel.boottest.profile import profile
-from distkernel.boottest.run import package_test_modules, scratch_dir
-from distkernel.boottest.testinit import MARKER, init_script
-from distkernel.package.reader import read_metadata
+from distkernel.build.package.reader import read_metadata
+from distkernel.workflows.boottest.prepare import prepare
+from distkernel.workflows.boottest.profile import profile
+from distkernel.workflows.boottest.run import package_test_modules, scratch_dir
+from distkernel.workflows.boottest.testinit import MARKER, init_script
 
 
 def hand_boot(kernel: Path, initrd: Path, token: str, timeout: float = 120) -> float:

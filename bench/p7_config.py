@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, median_time, ratio, report, sh
-from distkernel.arch import get_arch
-from distkernel.config.kconfig import parse_tree
-from distkernel.kbuild import Kbuild
-from distkernel.recipe import load_recipe
-from distkernel.source import prepare_source
+from distkernel.build.compile.kbuild import Kbuild
+from distkernel.build.config.kconfig import parse_tree
+from distkernel.build.recipe import load_recipe
+from distkernel.build.source import prepare_source
+from distkernel.core.arch import get_arch
 
 FRAGMENTS = ["qemu-boot.config", "qemu-uefi.config", "qemu-disk.config"]
 # Two values that do not take, so the run includes explanations.

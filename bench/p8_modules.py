@@ -1,4 +1,4 @@
-"""P8: N registered external modules rebuilt for one kernel by `distkernel.extmod` (plain
+"""P8: N registered external modules rebuilt for one kernel by `distkernel.target.extmod` (plain
 Kbuild modules in one make, every make a client of one jobserver of CORES tokens) vs one
 after another with `make -jCORES` each (the dkms way), both from fresh copies and
 stripped, against the default package's headers tree. Goal: <= 0.6x."""
@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh, timed
-from distkernel.extmod import registry
-from distkernel.extmod.builder import Job, build_all
-from distkernel.extmod.jobserver import default_cores
-from distkernel.extmod.kernel import Kernel
+from distkernel.target.extmod import registry
+from distkernel.target.extmod.builder import Job, build_all
+from distkernel.target.extmod.jobserver import default_cores
+from distkernel.target.extmod.kernel import Kernel
 
 SOURCE = """// SPDX-License-Identifier: GPL-2.0
 #include <linux/module.h>

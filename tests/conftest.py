@@ -111,13 +111,13 @@ def copy_of(tmp_path: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One signing key set for the session (RSA-4096 generation takes a second or two)."""
-    from tests.trust.helpers import make_keys
+    from tests.build.trust.helpers import make_keys
 
     return make_keys(tmp_path_factory.mktemp("keys") / "k")
 
 
 @pytest.fixture(scope="session")
 def other_keys(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from tests.trust.helpers import make_keys
+    from tests.build.trust.helpers import make_keys
 
     return make_keys(tmp_path_factory.mktemp("other-keys") / "k")

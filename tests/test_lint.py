@@ -15,6 +15,13 @@ def test_ruff_clean() -> None:
     assert run.returncode == 0, run.stdout
 
 
+def test_ruff_format_clean() -> None:
+    run = subprocess.run(
+        [BIN / "ruff", "format", "--check", "src", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout
+
+
 def test_mypy_clean() -> None:
     run = subprocess.run([BIN / "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout

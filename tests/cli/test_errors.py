@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from distkernel.cache import cache_root, sha256_file
+from distkernel.core.cache import cache_root, sha256_file
 from tests.conftest import DEFAULT_RECIPE, assert_user_facing_error, cli, env_with
 
 RECIPE = """\

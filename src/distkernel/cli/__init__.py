@@ -13,7 +13,7 @@ import click
 
 from distkernel import __version__
 from distkernel.cli.render import err
-from distkernel.errors import DistkernelError
+from distkernel.core.errors import DistkernelError
 
 # Which module holds each command: a command's module (and the stages it pulls in) is
 # imported only when that command runs, so `distkernel install` does not pay for qemu,

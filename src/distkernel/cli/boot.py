@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from distkernel.boottest import FIRMWARES, BootOptions, BootResult, boot_test
-from distkernel.boottest.accel import ACCELS
-from distkernel.boottest.junit import write_junit
-from distkernel.boottest.result import Attempt
 from distkernel.cli import render
-from distkernel.install.target import LAYOUTS
+from distkernel.target.install.target import LAYOUTS
+from distkernel.workflows.boottest import FIRMWARES, BootOptions, BootResult, boot_test
+from distkernel.workflows.boottest.accel import ACCELS
+from distkernel.workflows.boottest.junit import write_junit
+from distkernel.workflows.boottest.result import Attempt
 
 PKG = click.Path(exists=True, dir_okay=False, path_type=Path)
 

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import click
 
+from distkernel.build.recipe import load_recipe
 from distkernel.cli import render
 from distkernel.cli.config import show_report
-from distkernel.pipeline import build_package
-from distkernel.recipe import load_recipe
+from distkernel.workflows.pipeline import build_package
 
 RECIPE = click.Path(exists=False, dir_okay=False, path_type=Path)
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 def default_recipe() -> Path:
-    return Path(str(resources.files("distkernel.data").joinpath("recipes/qemu-minimal.toml")))
+    return Path(str(resources.files("distkernel.build.data").joinpath("recipes/qemu-minimal.toml")))
 
 
 @click.command()

@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 
-from distkernel import cache
+from distkernel.build.config.report import ConfigEntry, ConfigReport
+from distkernel.build.config.upgrade import ConfigDiff, diff_files, upgrade
+from distkernel.build.recipe import load_recipe
+from distkernel.build.source import source_key
 from distkernel.cli import render
-from distkernel.config.report import ConfigEntry, ConfigReport
-from distkernel.config.upgrade import ConfigDiff, diff_files, upgrade
-from distkernel.pipeline import build_id, configure
-from distkernel.recipe import load_recipe
-from distkernel.source import source_key
+from distkernel.core import cache
+from distkernel.workflows.pipeline import build_id, configure
 
 RECIPE = click.Path(exists=False, dir_okay=False, path_type=Path)
 CONFIG_FILE = click.Path(dir_okay=False, path_type=Path)
@@ -152,7 +152,7 @@ def config_diff(a: Path, b: Path, as_json: bool) -> None:
 @click.option("-o", "--output", type=CONFIG_FILE, help="Write host.json here [default: stdout].")
 def probe(root: Path, output: Path | None) -> None:
     """Record what this host needs from a kernel (for a recipe's `tailor = "host.json"`)."""
-    from distkernel.config.probe import probe as take
+    from distkernel.build.config.probe import probe as take
 
     doc: dict[str, Any] = take(root)
     text = json.dumps(doc, indent=1) + "\n"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from distkernel.build.recipe import load_recipe
 from distkernel.cli import render
 from distkernel.cli.build import RECIPE, default_recipe
-from distkernel.pipeline import build_package
-from distkernel.recipe import load_recipe
+from distkernel.workflows.pipeline import build_package
 
 
 @click.command()
@@ -27,11 +27,11 @@ from distkernel.recipe import load_recipe
 def demo(recipe: Path | None, out: Path, root: Path, as_json: bool) -> None:
     """Build RECIPE (default: the embedded qemu-minimal), install it into --root and
     boot it in qemu; exit 0 only when the booted kernel printed its marker."""
-    from distkernel.boottest.run import BootOptions, boot_test
     from distkernel.cli.boot import result_line
     from distkernel.cli.package import describe, verify_or_fail
-    from distkernel.errors import Failure, UserError
-    from distkernel.install import install_package
+    from distkernel.core.errors import Failure, UserError
+    from distkernel.target.install import install_package
+    from distkernel.workflows.boottest.run import BootOptions, boot_test
 
     if root.resolve() == Path("/"):
         raise UserError("--root /: the demo installs into a sandbox root; pass an empty folder")

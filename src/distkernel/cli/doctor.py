@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from distkernel.cli import render
-from distkernel.tools import install_command, known_tools
+from distkernel.core.tools import install_command, known_tools
 
 
 @click.command()

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from distkernel.cli import render
-from distkernel.errors import Failure, UserError
-from distkernel.install.target import LAYOUTS
+from distkernel.core.errors import Failure, UserError
+from distkernel.target.install.target import LAYOUTS
 
 # The install stage is imported by the commands that use it, not at start-up: it pulls
 # in the initramfs, external-module and trust stages, a third of `install`'s 1 s budget.
 if TYPE_CHECKING:
-    from distkernel.install import Installation, State
+    from distkernel.target.install import Installation, State
 
 ROOT = click.option(
     "--root",
@@ -34,7 +34,7 @@ def resolve_package(spec: str, source: str | None, root: Path) -> Path:
         return path
     if source is None:
         raise UserError(f"{spec}: no such package file; pass a .tar.zst file, or NAME --from URL")
-    from distkernel.repo.fetch import fetch_for_root
+    from distkernel.workflows.repo.fetch import fetch_for_root
 
     return fetch_for_root(spec, source, root)
 
@@ -81,7 +81,7 @@ def install(
     as_json: bool,
 ) -> None:
     """Install a kernel package into a root, transactionally."""
-    from distkernel.install import install_package
+    from distkernel.target.install import install_package
 
     # A binhost only ever yields the exact package asked for, never a build: --binary-only
     # states that intent, and nothing here can fall back whether or not it is given.
@@ -147,7 +147,7 @@ def _show_state(state: State, as_json: bool) -> None:
 @JSON
 def list_(root: Path, as_json: bool) -> None:
     """The kernels distkernel installed in a root."""
-    from distkernel.install import load_state
+    from distkernel.target.install import load_state
 
     _show_state(load_state(root), as_json)
 
@@ -158,7 +158,7 @@ def list_(root: Path, as_json: bool) -> None:
 @JSON
 def remove(release: str, root: Path, as_json: bool) -> None:
     """Remove a kernel distkernel installed."""
-    from distkernel.install import remove_kernel
+    from distkernel.target.install import remove_kernel
 
     _show_state(remove_kernel(root, release), as_json)
 
@@ -168,7 +168,7 @@ def remove(release: str, root: Path, as_json: bool) -> None:
 @JSON
 def rollback_(root: Path, as_json: bool) -> None:
     """Make the kernel installed before the default one the default."""
-    from distkernel.install import rollback
+    from distkernel.target.install import rollback
 
     _show_state(rollback(root), as_json)
 
@@ -179,7 +179,7 @@ def rollback_(root: Path, as_json: bool) -> None:
 @JSON
 def mark_good_(release: str | None, root: Path, as_json: bool) -> None:
     """Mark a kernel known-good (default: the running one on /, else the default)."""
-    from distkernel.install import mark_good
+    from distkernel.target.install import mark_good
 
     _show_state(mark_good(root, release), as_json)
 
@@ -189,7 +189,7 @@ def mark_good_(release: str | None, root: Path, as_json: bool) -> None:
 @JSON
 def recover_(root: Path, as_json: bool) -> None:
     """Finish or undo an interrupted install or remove, then check the root."""
-    from distkernel.install import recover
+    from distkernel.target.install import recover
 
     done, problems = recover(root)
     if as_json:

@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from distkernel.cli.render import emit_json, err, out, table
-from distkernel.errors import Failure
-from distkernel.extmod import ops
-from distkernel.extmod.builder import ModuleOutcome
-from distkernel.extmod.registry import KernelStatus
+from distkernel.core.errors import Failure
+from distkernel.target.extmod.builder import ModuleOutcome
+from distkernel.target.extmod.registry import KernelStatus
+from distkernel.target.install import modules as ops
 
 root_option = click.option(
     "--root",

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
+from distkernel.build.package.format import Metadata
+from distkernel.build.package.reader import VerifyResult, read_metadata, verify_package
+from distkernel.build.trust.signing import check_signature, load_trusted
 from distkernel.cli import render
-from distkernel.errors import Failure
-from distkernel.package.format import Metadata
-from distkernel.package.reader import VerifyResult, read_metadata, verify_package
-from distkernel.trust.signing import check_signature, load_trusted
+from distkernel.core.errors import Failure
 
 PKG = click.Path(exists=True, dir_okay=False, path_type=Path)
 

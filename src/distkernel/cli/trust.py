@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
+from distkernel.build.trust.gate import trusted_keys
+from distkernel.build.trust.keys import ALL, PRIVATE, generate_keys
+from distkernel.build.trust.signing import load_trusted
 from distkernel.cli import render
-from distkernel.repo.fetch import host_arch, resolve_package, serials_file, split_spec
-from distkernel.repo.index import Index, add_packages, init_repo
-from distkernel.repo.server import make_server
-from distkernel.trust.gate import trusted_keys
-from distkernel.trust.keys import ALL, PRIVATE, generate_keys
-from distkernel.trust.signing import load_trusted
+from distkernel.workflows.repo.fetch import host_arch, resolve_package, serials_file, split_spec
+from distkernel.workflows.repo.index import Index, add_packages, init_repo
+from distkernel.workflows.repo.server import make_server
 
 DIR = click.Path(file_okay=False, path_type=Path)
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -1,0 +1,288 @@
+"""The TOML recipe: a typed model, validated against its own dataclass fields so that
+adding a key is adding a field. Every error names the file, the key and the line."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from distkernel.core.arch import known_arches
+from distkernel.core.cache import sha256_bytes
+from distkernel.core.errors import UserError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SYMBOL_RE = re.compile(r"^(CONFIG_)?[A-Za-z0-9_]+$")
+SOURCE_KINDS = ("debian", "tarball", "url", "dir")
+
+# Field metadata: "path" = resolved against the recipe's folder and must exist ("file" or "dir").
+FILE = {"path": "file"}
+DIR = {"path": "dir"}
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    name: str
+    source: str
+    sha256: str = ""
+    patches: tuple[Path, ...] = field(default=(), metadata=FILE)
+    arch: str = "x86_64"
+    localversion: str = ""
+    variant: str = ""
+
+    @property
+    def source_kind(self) -> str:
+        return self.source.split(":", 1)[0]
+
+    @property
+    def source_ref(self) -> str:
+        return self.source.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class ConfigSpec:
+    base: str = ""  # required unless a savedconfig is given
+    savedconfig: Path | None = field(default=None, metadata=DIR)
+    fragments: tuple[Path, ...] = field(default=(), metadata=FILE)
+    features: tuple[str, ...] = ()
+    config_d: bool = False  # apply <root>/etc/kernel/config.d/*.config
+    root: Path | None = field(default=None, metadata=DIR)  # the target root (config.d, base = "running"); `--root`
+    tailor: Path | None = field(default=None, metadata=FILE)  # a `distkernel probe` host.json
+    options: dict[str, str] = field(default_factory=dict)
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    ccache: bool = True
+    jobs: int = 0  # 0: one per core
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SignSpec:
+    """Signing keys (docs/signing.md); a key's fingerprint enters the package's cache
+    key, the key itself never enters the package or a cache record."""
+
+    package: Path | None = field(default=None, metadata=FILE)  # Ed25519 private key: signs manifest.json
+    modules: Path | None = field(default=None, metadata=FILE)  # PEM key + cert: CONFIG_MODULE_SIG_KEY
+    secureboot_key: Path | None = field(default=None, metadata=FILE)  # db key: sbsign kernel/vmlinuz
+    secureboot_cert: Path | None = field(default=None, metadata=FILE)  # its certificate
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path
+    sha256: str
+    kernel: KernelSpec
+    config: ConfigSpec
+    build: BuildSpec = field(default_factory=BuildSpec)
+    test: TestSpec = field(default_factory=TestSpec)
+    sign: SignSpec = field(default_factory=SignSpec)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def base_file(self) -> Path | None:
+        """The file of `base = "file:PATH"`, resolved against the recipe's folder."""
+        base = self.config.base
+        return resolve_ref(self, base.removeprefix("file:")) if base.startswith("file:") else None
+
+    def line(self, table: str, key: str | None = None) -> int:
+        return find_line(self.path.read_text(), table, key)
+
+    def line_of(self, table: str, key: str | None = None) -> str:
+        """`/path/recipe.toml:12` for a key, for error messages."""
+        return f"{self.path}:{self.line(table, key)}"
+
+    def display(self, path: Path) -> str:
+        """A path as the recipe's reader thinks of it: relative to the recipe's folder
+        (the recipe file itself by its name)."""
+        try:
+            return str(path.relative_to(self.folder))
+        except ValueError:
+            return str(path)
+
+
+SECTIONS: dict[str, type] = {
+    "kernel": KernelSpec,
+    "config": ConfigSpec,
+    "build": BuildSpec,
+    "test": TestSpec,
+    "sign": SignSpec,
+}
+
+
+def find_line(text: str, table: str, key: str | None = None) -> int:
+    """The line of `[table]` `key = ...` (or of the table header) in a TOML text: tomllib
+    keeps no positions, and recipes are small enough to scan."""
+    current = ""
+    header_line = 1
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if m := re.match(r"^\[\s*([A-Za-z0-9_.-]+)\s*\]", line):
+            current = m.group(1)
+            if current == table:
+                header_line = number
+            continue
+        if key is None:
+            continue
+        dotted = f"{current}.{line}" if current else line
+        if re.match(rf"^{re.escape(table)}\.{re.escape(key)}\s*[=.]", dotted):
+            return number
+    return header_line
+
+
+def _normalize_value(value: Any) -> str | None:
+    """A recipe option value as it is written in a .config."""
+    if isinstance(value, bool):
+        return "y" if value else "n"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        if value in ("y", "m", "n") or re.fullmatch(r"-?\d+|0x[0-9a-fA-F]+", value):
+            return value
+        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+            return value
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return None
+
+
+def normalize_symbol(name: str) -> str:
+    return name if name.startswith("CONFIG_") else f"CONFIG_{name}"
+
+
+class _Reader:
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.text = text
+
+    def fail(self, table: str, key: str | None, message: str) -> UserError:
+        where = f"{table}.{key}" if key else f"[{table}]"
+        return UserError(f"{self.path}:{find_line(self.text, table, key)}: {where}: {message}")
+
+    def section(self, table: str, cls: type, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise self.fail(table, None, "must be a table")
+        hints = typing.get_type_hints(cls)
+        known = {f.name: f for f in fields(cls)}
+        for key in raw:
+            if key not in known:
+                raise self.fail(table, key, f"unknown key (known: {', '.join(sorted(known))})")
+        values = {}
+        for name, f in known.items():
+            if name in raw:
+                values[name] = self.value(table, name, hints[name], dict(f.metadata), raw[name])
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise self.fail(table, None, f"missing required key `{name}`")
+        return cls(**values)
+
+    def value(self, table: str, key: str, hint: Any, meta: dict[str, str], raw: Any) -> Any:
+        origin = typing.get_origin(hint)
+        if hint is bool or hint is int or hint is str:
+            if type(raw) is not hint:
+                raise self.fail(table, key, f"must be a {hint.__name__}, not {type(raw).__name__}")
+            return raw
+        if hint is Path or (origin is types.UnionType and Path in typing.get_args(hint)):
+            if raw == "" and origin is types.UnionType:
+                return None
+            return self.path_value(table, key, meta, raw)
+        if origin is tuple:
+            if not isinstance(raw, list):
+                raise self.fail(table, key, "must be a list")
+            item = typing.get_args(hint)[0]
+            return tuple(self.value(table, key, item, meta, x) for x in raw)
+        if origin is dict:
+            return self.options(table, key, raw)
+        raise AssertionError(f"recipe field type {hint} has no reader")
+
+    def path_value(self, table: str, key: str, meta: dict[str, str], raw: Any) -> Path:
+        if not isinstance(raw, str):
+            raise self.fail(table, key, "must be a path string")
+        path = (self.path.parent / raw).resolve()
+        kind = meta.get("path")
+        if kind == "file" and not path.is_file():
+            raise self.fail(table, key, f"file not found: {path}")
+        if kind == "dir" and not path.is_dir():
+            raise self.fail(table, key, f"folder not found: {path}")
+        return path
+
+    def options(self, table: str, key: str, raw: Any) -> dict[str, str]:
+        if not isinstance(raw, dict):
+            raise self.fail(table, key, "must be a table of CONFIG_NAME = value")
+        out = {}
+        for name, value in raw.items():
+            if not SYMBOL_RE.match(name):
+                raise self.fail(table, key, f"`{name}` is not a Kconfig symbol name")
+            normalized = _normalize_value(value)
+            if normalized is None:
+                raise self.fail(table, key, f"{name}: value must be y/m/n, a number or a string")
+            out[normalize_symbol(name)] = normalized
+        return out
+
+
+def load_recipe(path: Path) -> Recipe:
+    path = Path(path).resolve()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read recipe: {e.strerror}") from None
+    text = data.decode(errors="replace")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML: {e}") from None
+    reader = _Reader(path, text)
+    for table in raw:
+        if table not in SECTIONS:
+            raise reader.fail(table, None, f"unknown table (known: {', '.join(SECTIONS)})")
+    for required in ("kernel", "config"):
+        if required not in raw:
+            raise UserError(f"{path}: missing table [{required}]")
+    parts = {t: reader.section(t, cls, raw[t]) for t, cls in SECTIONS.items() if t in raw}
+    recipe = Recipe(path=path, sha256=sha256_bytes(data), **parts)
+    _check(reader, recipe)
+    return recipe
+
+
+def _check(reader: _Reader, recipe: Recipe) -> None:
+    k = recipe.kernel
+    for key in ("name", "variant"):
+        value = getattr(k, key)
+        if value and not NAME_RE.match(value):
+            raise reader.fail("kernel", key, f"`{value}` may only hold letters, digits, '.', '_' and '-'")
+    if k.arch not in known_arches():
+        raise reader.fail("kernel", "arch", f"unknown arch `{k.arch}` (known: {', '.join(known_arches())})")
+    if ":" not in k.source or k.source_kind not in SOURCE_KINDS:
+        kinds = ", ".join(f"{x}:..." for x in SOURCE_KINDS)
+        raise reader.fail("kernel", "source", f"`{k.source}` must be one of {kinds}")
+    if k.source_kind in ("tarball", "url") and not re.fullmatch(r"[0-9a-f]{64}", k.sha256):
+        raise reader.fail("kernel", "sha256", f"a {k.source_kind}: source needs its sha256 (64 hex digits)")
+    if k.source_kind in ("tarball", "dir"):
+        where = resolve_ref(recipe, k.source_ref)
+        exists = where.is_file() if k.source_kind == "tarball" else where.is_dir()
+        if not exists:
+            raise reader.fail("kernel", "source", f"{k.source_kind} not found: {where}")
+    if not recipe.config.base and recipe.config.savedconfig is None:
+        raise reader.fail("config", None, "needs `base` (or `savedconfig`)")
+    if recipe.base_file is not None and not recipe.base_file.is_file():
+        raise reader.fail("config", "base", f"file not found: {recipe.base_file}")
+    if recipe.build.jobs < 0:
+        raise reader.fail("build", "jobs", "must be 0 (one per core) or more")
+    if (recipe.sign.secureboot_key is None) != (recipe.sign.secureboot_cert is None):
+        raise reader.fail("sign", None, "secureboot_key and secureboot_cert go together: set both or neither")
+
+
+def resolve_ref(recipe: Recipe, ref: str) -> Path:
+    """A path written in the recipe, resolved against the recipe's folder."""
+    return (recipe.folder / ref).resolve()

@@ -1,0 +1,112 @@
+"""The system tools distkernel needs (data/tools.toml): which are present, how to get
+the rest, and the one place that runs them and turns failures into ToolErrors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from distkernel.core.errors import ToolError
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    check: str
+    package: str
+    purpose: str
+    required: bool
+
+    def location(self) -> str | None:
+        if self.check.startswith("/"):
+            return self.check if os.path.exists(self.check) else None
+        return shutil.which(self.check)
+
+
+@cache
+def known_tools() -> tuple[Tool, ...]:
+    raw = tomllib.loads(resources.files("distkernel.core.data").joinpath("tools.toml").read_text())
+    return tuple(Tool(name, t["check"], t["package"], t["for"], t["need"] == "required") for name, t in raw.items())
+
+
+def install_command(packages: Sequence[str]) -> str:
+    return "apt-get install -y --no-install-recommends " + " ".join(sorted(set(packages)))
+
+
+def package_for(executable: str) -> str | None:
+    for tool in known_tools():
+        if tool.check == executable or os.path.basename(tool.check) == executable:
+            return tool.package
+    return None
+
+
+def missing_tool_error(executable: str) -> ToolError:
+    pkg = package_for(executable)
+    fix = f"install it: {install_command([pkg])}" if pkg else "install it"
+    return ToolError(f"required tool `{executable}` not found; {fix} (or run ./bootstrap)")
+
+
+def require(executable: str) -> str:
+    found = shutil.which(executable)
+    if not found:
+        raise missing_tool_error(executable)
+    return found
+
+
+def tail(lines: Sequence[str], n: int = 15) -> list[str]:
+    """The last error lines of a log, else its last lines."""
+    errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()]
+    return list(errors[-n:] if errors else lines[-n:])
+
+
+def run(
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    log: Path | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    what: str | None = None,
+) -> list[str]:
+    """Run a tool, stdout and stderr merged into `log` (appended), and return its
+    output lines. A missing tool or a non-zero exit raises ToolError naming the log."""
+    argv = [os.fspath(c) for c in cmd]
+    if shutil.which(argv[0], path=(env or os.environ).get("PATH")) is None:
+        raise missing_tool_error(argv[0])
+    kept: list[str] = []
+    logf = open(log, "a") if log else None  # noqa: SIM115 - closed below
+    try:
+        if logf:
+            logf.write("$ " + " ".join(argv) + "\n")
+            logf.flush()
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            errors="replace",
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            kept.append(line)
+            if logf:
+                logf.write(line + "\n")
+            if on_line:
+                on_line(line)
+        code = proc.wait()
+    finally:
+        if logf:
+            logf.close()
+    if code != 0:
+        raise ToolError(f"{what or argv[0]} failed (exit {code})", log=log, details=tail(kept))
+    return kept

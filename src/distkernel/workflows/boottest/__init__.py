@@ -1,0 +1,10 @@
+"""Boot-test packages under qemu: a test initramfs whose init prints a marker unique to
+the run; PASS only on that marker, every other ending classified from the console.
+
+    boot_test(package, BootOptions(...)) -> BootResult
+"""
+
+from distkernel.workflows.boottest.result import Attempt, BootResult
+from distkernel.workflows.boottest.run import FIRMWARES, LAYOUTS, BootOptions, boot_test
+
+__all__ = ["FIRMWARES", "LAYOUTS", "Attempt", "BootOptions", "BootResult", "boot_test"]

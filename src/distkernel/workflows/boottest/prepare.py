@@ -1,0 +1,130 @@
+"""What every attempt of a boot test starts from, built once: the package installed
+into a scratch root with the chosen layout, the test initramfs put where the layout
+expects the initramfs (a rebuilt UKI for uki), and for UEFI a disk image with the real
+boot loader. BIOS + plain starts the installed kernel directly: through PVH when its
+ELF has the entry note, else the bzImage through the firmware's Linux loader."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from distkernel.build.config.values import read_config
+from distkernel.build.package.format import Metadata
+from distkernel.build.package.reader import open_stream
+from distkernel.core.errors import UserError
+from distkernel.target.initramfs import InitramfsSpec, make_initramfs
+from distkernel.target.install import install_package
+from distkernel.target.install.layouts import KernelFiles
+from distkernel.target.install.layouts.uki import build_uki
+from distkernel.target.install.target import Target
+from distkernel.workflows.boottest.profile import QemuProfile
+from distkernel.workflows.boottest.pvh import extract_pvh_kernel
+from distkernel.workflows.boottest.uefi import LOADERS, build_disk
+
+
+@dataclass(frozen=True)
+class Prepared:
+    boot: str  # how the kernel starts: pvh, bzImage, OVMF + systemd-boot, OVMF + GRUB
+    kernel: Path | None  # direct boots
+    initrd: Path | None
+    cmdline: str
+    disk: Path | None  # UEFI boots
+    seconds: float
+
+    def argv(self, prof: QemuProfile, accel: str, vars_copy: Path | None) -> list[str]:
+        if self.disk is not None:
+            assert vars_copy is not None
+            return prof.uefi_argv(accel, self.disk, vars_copy)
+        assert self.kernel is not None
+        return prof.direct_argv(accel, self.kernel, self.initrd, self.cmdline)
+
+
+def _norm(module: str) -> str:
+    return module.replace("-", "_")
+
+
+def _extract(package: Path, names: dict[str, Path]) -> None:
+    """Stream the named payload files of the package out, in one pass."""
+    left = dict(names)
+    with open_stream(package) as tar:
+        for info in tar:
+            if info.name in left and (src := tar.extractfile(info)) is not None:
+                with open(left.pop(info.name), "wb") as f:
+                    shutil.copyfileobj(src, f)
+                if not left:
+                    return
+    raise UserError(f"{package}: has no {', '.join(left)}; rebuild the package")
+
+
+def _rebuild_uki(
+    package: Path, meta: Metadata, target: Target, uki: Path, initrd: Path, cmdline: str, work: Path
+) -> None:
+    """The layout's UKI made again with the test initramfs (same stub, cmdline, name)."""
+    kernel = work / "kernel"
+    kernel.mkdir()
+    files = KernelFiles(
+        release=meta.kernel_release,
+        image=kernel / "vmlinuz",
+        initrd=initrd,
+        system_map=kernel / "System.map",
+        config=kernel / "config",
+        cmdline=cmdline,
+        arch=meta.arch,
+    )
+    # One pass over the stream, not one each: the kernel files come after the headers tree.
+    _extract(package, {f"kernel/{p.name}": p for p in (files.image, files.system_map, files.config)})
+    built = work / "uki-work"
+    built.mkdir()
+    build_uki(files, target.os_release(), built / "uki.efi", built)
+    shutil.copyfile(built / "uki.efi", uki)
+
+
+def prepare(
+    package: Path,
+    meta: Metadata,
+    prof: QemuProfile,
+    *,
+    firmware: str,
+    layout: str,
+    cmdline: str,
+    init: str,
+    modules: tuple[str, ...],
+    work: Path,
+) -> Prepared:
+    start = time.monotonic()
+    root = work / "root"
+    if firmware == "uefi":
+        (root / "efi" / "EFI").mkdir(parents=True)  # the root's ESP: bls and uki go there
+    root.mkdir(exist_ok=True)
+    inst = install_package(package, root, layout=layout, initramfs="builtin", cmdline=cmdline)
+    config = inst.headers_dir / ".config"
+    shipped = {_norm(m) for m in meta.modules}
+    spec = InitramfsSpec(
+        release=meta.kernel_release,
+        modules_dir=inst.modules_dir,
+        kernel_config=config,
+        modules=tuple(m for m in modules if _norm(m) in shipped),  # unknown ones fail in the init, by name
+        cmdline_root=False,
+        init=init,
+    )
+    initrd = make_initramfs("builtin", spec, work / "test-initrd.img", root=root).path
+    assert initrd is not None
+    if firmware == "bios":
+        pvh = None
+        if prof.pvh and read_config(config).get("CONFIG_PVH") == "y":
+            pvh = extract_pvh_kernel(inst.image, work / "vmlinux")
+        kernel = pvh or inst.image
+        return Prepared("pvh" if pvh else "bzImage", kernel, initrd, cmdline, None, time.monotonic() - start)
+    assert prof.uefi is not None
+    target = Target.probe(root)
+    if layout == "uki":
+        assert inst.uki is not None
+        _rebuild_uki(package, meta, target, inst.uki, initrd, cmdline, work)
+    else:
+        assert inst.initrd is not None
+        shutil.copyfile(initrd, inst.initrd)
+    disk = build_disk(layout, root, target.esp, target.boot, prof.uefi, work)
+    return Prepared(f"OVMF + {LOADERS[layout]}", None, None, cmdline, disk, time.monotonic() - start)

@@ -1,0 +1,39 @@
+"""The booted kernel loads an --initramfs external module from the initramfs that
+`distkernel install` made: the installed image is booted under qemu with only its /init
+replaced (a second cpio appended, which the kernel unpacks over the first) by the boot
+harness's test init, which modprobes the module and prints this run's marker."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from distkernel.target.initramfs.cpio import Archive
+from distkernel.target.install import load_state
+from distkernel.workflows.boottest.accel import choose
+from distkernel.workflows.boottest.console import is_marker
+from distkernel.workflows.boottest.profile import profile
+from distkernel.workflows.boottest.qemu import run_qemu
+from distkernel.workflows.boottest.testinit import init_script
+
+pytestmark = pytest.mark.kernel
+
+
+def test_the_booted_kernel_modprobes_the_module_from_its_initramfs(
+    installed: tuple[Path, str],
+    tmp_path: Path,
+) -> None:
+    root, release = installed
+    record = load_state(root).kernels[release]
+    token = secrets.token_hex(8)
+    overlay = Archive()
+    overlay.file("init", init_script(release, ("dk_plain",), token).encode(), 0o755)
+    initrd = tmp_path / "initrd.img"
+    initrd.write_bytes((root / record.initrd).read_bytes() + overlay.to_bytes())
+    prof = profile("x86_64")
+    argv = prof.direct_argv(choose(prof).name, root / record.image, initrd, prof.kernel_cmdline())
+    run = run_qemu(argv, token=token, timeout=180, console_log=tmp_path / "console.log")
+    assert any(is_marker(line, token) for line in run.lines), "\n".join(run.lines[-30:])
+    assert any("dk_plain: external module loaded" in line for line in run.lines)

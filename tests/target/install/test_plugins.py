@@ -1,0 +1,93 @@
+"""The root's kernel-install plugins and installkernel hooks run, with their arguments,
+in order; exit 77 stops the plugin chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distkernel.target.install import install_package, remove_kernel
+from tests.conftest import assert_user_facing_error, cli
+from tests.target.install.helpers import fake_package, make_root, shell_root
+
+REC = "/record"
+PLUGIN = """#!/bin/sh
+echo "{name} $* layout=$KERNEL_INSTALL_LAYOUT token=$KERNEL_INSTALL_ENTRY_TOKEN boot=$KERNEL_INSTALL_BOOT_ROOT" >> {rec}
+exit {code}
+"""
+
+
+def write(path: Path, text: str, mode: int = 0o755) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def add_hooks(root: Path, rec: str) -> None:
+    d = root / "etc/kernel"
+    write(d / "install.d/50-record.install", PLUGIN.format(name="p50", rec=rec, code=0))
+    write(d / "install.d/60-stop.install", PLUGIN.format(name="p60", rec=rec, code=77))
+    write(d / "install.d/70-never.install", PLUGIN.format(name="p70", rec=rec, code=0))
+    write(root / "usr/lib/kernel/install.d/55-vendor.install", PLUGIN.format(name="p55", rec=rec, code=0))
+    write(root / "usr/lib/kernel/install.d/50-record.install", PLUGIN.format(name="masked", rec=rec, code=0))
+    write(root / "usr/lib/kernel/install.d/50-depmod.install", PLUGIN.format(name="ours", rec=rec, code=0))
+    write(d / "postinst.d/zz-record", PLUGIN.format(name="postinst", rec=rec, code=0))
+    write(d / "postinst.d/skipped.sh", PLUGIN.format(name="dotted", rec=rec, code=0))  # run-parts skips dots
+    write(d / "postrm.d/record", PLUGIN.format(name="postrm", rec=rec, code=0))
+
+
+@pytest.fixture(scope="module")
+def pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fake_package(tmp_path_factory.mktemp("pkg"))
+
+
+def test_hooks_run_chrooted_with_the_roots_view(pkg: Path, tmp_path: Path) -> None:
+    root = shell_root(tmp_path / "r")
+    add_hooks(root, REC)
+    inst = install_package(pkg, root, layout="bls", initramfs="builtin")
+    lines = (root / "record").read_text().splitlines()
+    entry_dir = "/boot/0123456789abcdef0123456789abcdef/6.1.0-fake"
+    image, initrd = f"{entry_dir}/linux", f"{entry_dir}/initrd"
+    env = "layout=bls token=0123456789abcdef0123456789abcdef boot=/boot"
+    assert lines == [
+        f"p50 add 6.1.0-fake {entry_dir} {image} {initrd} {env}",
+        f"p55 add 6.1.0-fake {entry_dir} {image} {initrd} {env}",
+        f"p60 add 6.1.0-fake {entry_dir} {image} {initrd} {env}",
+        f"postinst 6.1.0-fake {image} {env}",
+    ]
+    assert inst.hooks[-1] == "/etc/kernel/postinst.d/zz-record"
+    (root / "record").unlink()
+    remove_kernel(root, "6.1.0-fake")
+    lines = (root / "record").read_text().splitlines()
+    assert lines[0].startswith(f"p50 remove 6.1.0-fake {entry_dir} layout=bls")
+    assert lines[-1].startswith(f"postrm 6.1.0-fake {image}")
+
+
+def test_hooks_without_a_shell_in_the_root_run_here_with_distkernel_root(pkg: Path, tmp_path: Path) -> None:
+    root = make_root(tmp_path / "r")
+    write(root / "etc/kernel/postinst.d/record", '#!/bin/sh\necho "$DISTKERNEL_ROOT $*" > "$DISTKERNEL_ROOT/rec"\n')
+    install_package(pkg, root, layout="plain", initramfs="none")
+    assert (root / "rec").read_text() == f"{root} 6.1.0-fake /boot/vmlinuz-6.1.0-fake\n"
+
+
+def test_failing_hook_is_a_tool_error_after_the_install(pkg: Path, tmp_path: Path) -> None:
+    from distkernel.core.errors import ToolError
+    from tests.target.install.helpers import consistent
+
+    root = make_root(tmp_path / "r")
+    write(root / "etc/kernel/install.d/10-fail.install", "#!/bin/sh\necho broken >&2\nexit 3\n")
+    with pytest.raises(ToolError, match=r"10-fail\.install failed"):
+        install_package(pkg, root, layout="plain", initramfs="none")
+    assert "6.1.0-fake" in consistent(root).kernels
+
+
+def test_unrunnable_hooks(pkg: Path, tmp_path: Path) -> None:
+    """Not executable: skipped, as kernel-install does; executable but no #!: one clear line."""
+    root = make_root(tmp_path / "r")
+    write(root / "etc/kernel/install.d/40-plain.install", "#!/bin/sh\nexit 1\n", mode=0o644)
+    inst = install_package(pkg, root, initramfs="none")
+    assert inst.hooks == ()
+    write(root / "etc/kernel/install.d/40-plain.install", "exit 0\n")
+    run = cli("install", pkg, "--root", root, "--initramfs", "none")
+    assert_user_facing_error(run, 3, "cannot run", "40-plain.install")
