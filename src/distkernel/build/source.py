@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from distkernel.build.recipe import Recipe, resolve_ref
 from distkernel.core import cache
 from distkernel.core.errors import ToolError, UserError
-from distkernel.core.tools import install_command, run
+from distkernel.core.tools import call, install_command, run
 
 DEBIAN_SRC = Path("/usr/src")
 STAMP = "distkernel-source.json"
@@ -94,11 +93,9 @@ def read_version(tree: Path) -> str:
 
 def _source_date(tree: Path) -> int:
     if (tree / ".git").exists():
-        out = subprocess.run(
-            ["git", "-C", str(tree), "log", "-1", "--format=%ct"], capture_output=True, text=True, check=False
-        )
-        if out.returncode == 0 and out.stdout.strip().isdigit():
-            return int(out.stdout.strip())
+        done = call(["git", "-C", tree, "log", "-1", "--format=%ct"], ok=None)
+        if done.code == 0 and done.output.strip().isdigit():
+            return int(done.output.strip())
     return int((tree / "Makefile").stat().st_mtime)
 
 
@@ -199,15 +196,10 @@ def _pristine(recipe: Recipe, key: str) -> SourceTree:
 
 
 def _apply(recipe: Recipe, patch: Path, tree: Path) -> None:
-    proc = subprocess.run(
-        ["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch", "-d", str(tree), "-i", str(patch)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode == 0:
+    done = call(["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch", "-d", tree, "-i", patch], ok=None)
+    if done.code == 0:
         return
-    output = (proc.stdout + proc.stderr).splitlines()
+    output = done.output.splitlines()
     current, failed = "?", ""
     rej_lines: list[str] = []
     for line in output:

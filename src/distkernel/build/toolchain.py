@@ -3,20 +3,15 @@ metadata and of the build cache key."""
 
 from __future__ import annotations
 
-import subprocess
-
 from distkernel.core.arch import Arch
-from distkernel.core.tools import missing_tool_error
+from distkernel.core.tools import call
 
 # Variables a user may set that change what Kbuild produces.
 BUILD_ENV = ("KCFLAGS", "KAFLAGS", "KCPPFLAGS", "KBUILD_CFLAGS", "LLVM", "CC", "LD")
 
 
 def _first_line(*argv: str) -> str:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
-    except FileNotFoundError:
-        raise missing_tool_error(argv[0]) from None
+    out = call(argv, ok=None).output
     return out.splitlines()[0].strip() if out else ""
 
 

@@ -1,5 +1,7 @@
 """The system tools distkernel needs (data/tools.toml): which are present, how to get
-the rest, and the one place that runs them and turns failures into ToolErrors."""
+the rest, and the one place that runs them and turns failures into ToolErrors: `run`
+for tools whose output streams to a log line by line, `call` for tools whose output is
+read as a whole (or sent to a file), with the exit codes the caller accepts."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ import os
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import IO, Any
 
 from distkernel.core.errors import ToolError
 
@@ -110,3 +113,49 @@ def run(
     if code != 0:
         raise ToolError(f"{what or argv[0]} failed (exit {code})", log=log, details=tail(kept))
     return kept
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What `call` returns: the exit code and the captured output (stdout and stderr
+    merged, unless stdout went to a file)."""
+
+    code: int
+    output: str
+
+
+def call(
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    ok: Container[int] | None = (0,),
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stdout: IO[Any] | None = None,
+    pass_fds: Sequence[int] = (),
+    timeout: float | None = None,
+    what: str | None = None,
+) -> Finished:
+    """Run a tool whose output the caller reads as a whole (or sends to `stdout`, a file).
+    A missing tool raises ToolError; so does an exit code not in `ok` (None: the caller
+    judges every code), or running past `timeout` seconds."""
+    argv = [os.fspath(c) for c in cmd]
+    if shutil.which(argv[0], path=(env or os.environ).get("PATH")) is None:
+        raise missing_tool_error(argv[0])
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.STDOUT if stdout is None else subprocess.PIPE,
+            pass_fds=tuple(pass_fds),
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{what or argv[0]} did not finish within {timeout:g} s") from None
+    text = (proc.stdout if stdout is None else proc.stderr or b"").decode(errors="replace")
+    if ok is not None and proc.returncode not in ok:
+        raise ToolError(f"{what or argv[0]} failed (exit {proc.returncode})", details=tail(text.splitlines()))
+    return Finished(proc.returncode, text)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from distkernel.build.compile.kbuild import Kbuild
 from distkernel.core.errors import ToolError, UserError
+from distkernel.core.tools import call
 
 OBJ_RE = re.compile(r"^obj-\$\((CONFIG_[A-Za-z0-9_]+)\)\s*[+:]?=\s*(.*)$")
 FS_MODULES = {"vfat": "vfat", "ext2": "ext4", "ext3": "ext4", "fuseblk": "fuse", "nfs4": "nfsv4"}
@@ -68,17 +68,17 @@ def localmodconfig(kb: Kbuild, host: Host, log: Path) -> None:
         "objtree": str(kb.build_dir),
     }
     tmp = kb.build_dir / ".tmp.config"
-    with open(tmp, "w") as out, open(log, "a") as err:
-        proc = subprocess.run(
+    with open(tmp, "w") as out:
+        done = call(
             ["perl", script, "--localmodconfig", kb.source.path, "Kconfig"],
+            ok=None,
             cwd=kb.build_dir,
             env=env,
             stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            check=False,
         )
-    if proc.returncode != 0:
+    with open(log, "a") as logf:
+        logf.write(done.output)
+    if done.code != 0:
         raise ToolError("streamline_config.pl (localmodconfig) failed", log=log)
     os.replace(tmp, kb.build_dir / ".config")
 

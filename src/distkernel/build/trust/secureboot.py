@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
 from pathlib import Path
 
 from distkernel.core.errors import UserError
-from distkernel.core.tools import require, run
+from distkernel.core.tools import call, require, run
 
 ROOT_DB_DIR = "etc/distkernel/secureboot"
 ROOT_DB_KEY, ROOT_DB_CRT = "db.key", "db.crt"
@@ -61,11 +60,9 @@ def sign_efi(image: Path, out: Path, key: Path, cert: Path, log: Path, *, date: 
 
 def verify_efi(image: Path, cert: Path) -> tuple[bool, str]:
     """sbverify: is IMAGE signed by CERT's key? (and sbverify's last line)"""
-    proc = subprocess.run(
-        [require("sbverify"), "--cert", str(cert), str(image)], capture_output=True, text=True, check=False
-    )
-    lines = (proc.stdout + proc.stderr).strip().splitlines()
-    return proc.returncode == 0, lines[-1] if lines else ""
+    done = call([require("sbverify"), "--cert", cert, image], ok=None)
+    lines = done.output.strip().splitlines()
+    return done.code == 0, lines[-1] if lines else ""
 
 
 def root_db_key(root: Path) -> tuple[Path, Path] | None:
