@@ -8,14 +8,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = [
-    "bench.p2_noop",
-    "bench.p3_package",
-    "bench.p1_build",
-    "bench.p7_config",
-    "bench.p4_initramfs",
-    "bench.p5_install",
-    "bench.p8_modules",
-    "bench.p6_boot",
+    "bench.noop_build",
+    "bench.package_vs_bindeb",
+    "bench.build_vs_hand",
+    "bench.config_vs_merge",
+    "bench.initramfs_vs_dracut",
+    "bench.install_vs_hand",
+    "bench.modules_together",
+    "bench.boot_to_marker",
 ]
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ INIT = "init failure"
 TIMEOUT = "timeout"
 NO_MARKER = "no marker"  # the guest stopped (power-off, reset) without printing it
 QEMU = "qemu error"
-FLAKY = (PANIC, TIMEOUT)  # worth a retry: seed 003 "occasionally fails with a kernel panic"
+FLAKY = (PANIC, TIMEOUT)  # worth a retry: a boot test that panics or stalls once may pass the next time
 
 PANIC_RE = re.compile(r"Kernel panic - not syncing: .*")
 OOPS_RE = re.compile(

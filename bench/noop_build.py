@@ -1,4 +1,4 @@
-"""P2: a no-op `distkernel build` (nothing changed) vs a no-op `make` in the same build
+"""a no-op `distkernel build` (nothing changed) vs a no-op `make` in the same build
 dir with the same arguments. Goal: <= 2 s and <= 0.2x."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main() -> dict[str, object]:
     sh(*make, env=env)  # settle: the first make after a build may refresh a stamp
     baseline = median_time(lambda: sh(*make, env=env), args.repeat)
     return report(
-        "P2 no-op build",
+        "no-op build",
         {
             "distkernel_build_noop_s": round(ours, 3),
             "make_noop_s": round(baseline, 3),

@@ -1,4 +1,4 @@
-"""P6: time to marker of `distkernel test` (BIOS direct boot) beside a hand-written
+"""time to marker of `distkernel test` (BIOS direct boot) beside a hand-written
 `qemu -kernel -initrd` boot of the same kernel and test initramfs, alternated in one
 run; plus the UEFI time to marker per layout. Goals under TCG: harness <= 1.1x the
 hand-written boot, <= 2.5 s to marker for BIOS direct boot."""
@@ -87,7 +87,7 @@ def main() -> dict[str, object]:
     m_ours, m_bz = statistics.median(our_marker), statistics.median(hand_bz)
     m_pvh = statistics.median(hand_pvh) if hand_pvh else None
     return report(
-        "P6 boot test",
+        "boot test",
         {
             "ours_marker_s": round(m_ours, 2),
             "ours_boot": doc["boot"],

@@ -1,4 +1,4 @@
-"""P7: `distkernel config` (assemble, olddefconfig, report with explanations) vs the
+"""`distkernel config` (assemble, olddefconfig, report with explanations) vs the
 kernel's own merge_config.sh + `make olddefconfig` on the same inputs, side by side.
 Goal: <= 1.5x. Also reports how long parsing the Kconfig tree takes."""
 
@@ -59,7 +59,7 @@ def main() -> dict[str, object]:
     parsed = parse_tree(tree.path, "x86")
     parse_s = time.monotonic() - start
     return report(
-        "P7 config with explanations",
+        "config with explanations",
         {
             "distkernel_config_s": round(ours, 3),
             "merge_config_olddefconfig_s": round(base, 3),

@@ -1,4 +1,4 @@
-"""P4: the builtin initramfs vs dracut for the same kernel release, modules (the default
+"""the builtin initramfs vs dracut for the same kernel release, modules (the default
 recipe's, after depmod in a scratch root) and compression: generation time and image size.
 Goal: builtin >= 20x faster and <= 0.5x the size."""
 
@@ -39,7 +39,7 @@ def main() -> dict[str, object]:
     t_dracut = statistics.median(r.seconds for r in dracut)
     s_ours, s_dracut = ours[-1].bytes, dracut[-1].bytes
     return report(
-        "P4 initramfs",
+        "initramfs",
         {
             "release": release,
             "compression": ours[-1].compression,

@@ -1,4 +1,4 @@
-"""P5: the whole install of the default recipe's package into a fresh root with the
+"""the whole install of the default recipe's package into a fresh root with the
 builtin initramfs and the plain layout (verify every member, modules + headers, depmod,
 initramfs, boot files, state, fsync, rename), through the CLI as a user runs it.
 Goal: <= 1 s.
@@ -82,7 +82,7 @@ def main() -> dict[str, object]:
             runs["startup"].append(timed(lambda: sh(*DISTKERNEL, "--version")))
         ours_s, library_s, baseline_s, startup_s = (statistics.median(runs[k]) for k in runs)
     return report(
-        "P5 install",
+        "install",
         {
             "distkernel_install_cli_s": round(ours_s, 3),
             "distkernel_install_library_s": round(library_s, 3),

@@ -1,4 +1,4 @@
-"""P8: N registered external modules rebuilt for one kernel by `distkernel.target.extmod` (plain
+"""N registered external modules rebuilt for one kernel by `distkernel.target.extmod` (plain
 Kbuild modules in one make, every make a client of one jobserver of CORES tokens) vs one
 after another with `make -jCORES` each (the dkms way), both from fresh copies and
 stripped, against the default package's headers tree. Goal: <= 0.6x."""
@@ -103,7 +103,7 @@ def main() -> dict[str, object]:
             base_runs.append(timed(lambda: sequential(sources, headers, top / "seq", cores)))
     ours, baseline = statistics.median(ours_runs), statistics.median(base_runs)
     return report(
-        "P8 external modules",
+        "external modules",
         {
             "parallel_jobserver_s": round(ours, 2),
             "sequential_dkms_way_s": round(baseline, 2),

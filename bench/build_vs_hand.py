@@ -1,4 +1,4 @@
-"""P1: `distkernel build` from a clean build dir vs the same steps by hand on the same
+"""`distkernel build` from a clean build dir vs the same steps by hand on the same
 inputs (tinyconfig, merge_config.sh, olddefconfig, make, modules_install, tar --zstd),
 with the same make arguments, environment and ccache. Goal: ratio <= 1.05."""
 
@@ -67,7 +67,7 @@ def main() -> dict[str, object]:
 
         ours = timed(ours_build)
     return report(
-        "P1 clean build",
+        "clean build",
         {
             "distkernel_build_s": round(ours, 1),
             "by_hand_s": round(hand, 1),

@@ -1,4 +1,4 @@
-"""P3: packaging a finished build (modules_install, headers, manifest, zstd) vs the
+"""packaging a finished build (modules_install, headers, manifest, zstd) vs the
 kernel's own `make bindeb-pkg` on the same finished build, with the same make arguments:
 time (goal <= 0.2x) and the size of our one package vs linux-image + linux-headers .debs
 (goal <= 0.8x)."""
@@ -49,7 +49,7 @@ def main() -> dict[str, object]:
         ours_size = ours_pkg[0].stat().st_size
         shutil.rmtree(deb_work)
     return report(
-        "P3 packaging",
+        "packaging",
         {
             "distkernel_package_s": round(ours, 2),
             "bindeb_pkg_s": round(baseline, 2),
