@@ -186,3 +186,17 @@ def test_a_truncated_busybox_in_the_root_is_passed_over(fake_root: Path, config:
     (root / "usr/bin/busybox").write_bytes(host[:64])  # the ELF header alone: program headers beyond the end
     make_initramfs("builtin", s, tmp_path / "b.img", root=root)
     assert {n: d for n, _, d in members((tmp_path / "b.img").read_bytes())}["bin/busybox"] == host
+
+
+def test_install_conf_read_as_kernel_install_reads_it(tmp_path: Path) -> None:
+    """/etc/kernel/install.conf wins whole over /usr/lib/kernel/install.conf (no merging),
+    and an error names the file that was read."""
+    usr = tmp_path / "usr/lib/kernel/install.conf"
+    usr.parent.mkdir(parents=True)
+    usr.write_text("initrd_generator=ugrd\n")
+    with pytest.raises(UserError, match=r"usr/lib/kernel/install.conf:1: initrd_generator=ugrd"):
+        default_backend(tmp_path)
+    etc = tmp_path / "etc/kernel/install.conf"
+    etc.parent.mkdir(parents=True)
+    etc.write_text("layout=bls\n")
+    assert default_backend(tmp_path) == "builtin"

@@ -111,7 +111,7 @@ def test_bad_layout_in_install_conf_is_one_line(pkg: Path, tmp_path: Path) -> No
     (root / "etc/kernel").mkdir()
     (root / "etc/kernel/install.conf").write_text("layout=lilo\n")
     run = cli("install", pkg, "--root", root)
-    assert run.code == 2 and "install.conf: layout=lilo is not supported" in run.err
+    assert run.code == 2 and "etc/kernel/install.conf:1: layout=lilo is not supported" in run.err
     assert not (root / "var/lib/distkernel/state.json").exists()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from distkernel.core.cache import atomic_write_bytes
 from distkernel.core.errors import UserError
 from distkernel.target.initramfs import builtin, dracut
 from distkernel.target.initramfs.compress import kernel_caps
+from distkernel.target.kernel_install import read_install_conf
 
 BACKENDS = ("builtin", "dracut", "none")
 
@@ -65,28 +65,17 @@ def make_initramfs(backend: str, spec: InitramfsSpec, out: Path, *, root: Path) 
     return InitramfsResult(backend, out, size, time.monotonic() - start, caps.compression, modules, tuple(missing))
 
 
-INSTALL_CONF = ("etc/kernel/install.conf", "usr/lib/kernel/install.conf")
-GENERATOR_RE = re.compile(r"""^\s*initrd_generator\s*=\s*["']?([^"'#\s]*)["']?\s*(#.*)?$""")
-
-
 def default_backend(root: Path) -> str:
-    """`initrd_generator=` of the root's /etc/kernel/install.conf (then /usr/lib/kernel/
-    install.conf, as kernel-install reads them), else "builtin"."""
-    for rel in INSTALL_CONF:
-        path = root / rel
-        try:
-            lines = path.read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        for number, line in enumerate(lines, 1):
-            if m := GENERATOR_RE.match(line):
-                value = "builtin" if m.group(1) == "distkernel" else m.group(1)
-                if not value:
-                    continue
-                if value not in BACKENDS:
-                    raise UserError(
-                        f"{path}:{number}: initrd_generator={value} is not one distkernel runs; "
-                        f"set it to one of {', '.join(BACKENDS)} or pass --initramfs"
-                    )
-                return value
-    return "builtin"
+    """`initrd_generator=` of the root's install.conf (read as kernel-install reads it),
+    else "builtin"; `distkernel` names the builtin generator too."""
+    conf = read_install_conf(root)
+    value = conf.get("initrd_generator")
+    if value is None:
+        return "builtin"
+    value = "builtin" if value == "distkernel" else value
+    if value not in BACKENDS:
+        raise UserError(
+            f"{conf.where('initrd_generator')}: initrd_generator={value} is not one distkernel runs; "
+            f"set it to one of {', '.join(BACKENDS)} or pass --initramfs"
+        )
+    return value

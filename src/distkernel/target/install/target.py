@@ -5,7 +5,6 @@ which layout /etc/kernel/install.conf or the root's own files ask for."""
 from __future__ import annotations
 
 import os
-import shlex
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from distkernel.core.errors import UserError
+from distkernel.target.kernel_install import InstallConf, read_install_conf, read_shell_vars
 
 LAYOUTS = ("plain", "grub", "bls", "uki")
 
@@ -21,26 +21,6 @@ LAYOUTS = ("plain", "grub", "bls", "uki")
 @cache
 def layouts_data() -> dict[str, Any]:
     return tomllib.loads(resources.files("distkernel.target.data").joinpath("layouts.toml").read_text())
-
-
-def read_shell_vars(path: Path) -> dict[str, str]:
-    """KEY=value lines of install.conf / os-release (shell quoting, comments)."""
-    out: dict[str, str] = {}
-    try:
-        text = path.read_text()
-    except (FileNotFoundError, NotADirectoryError):
-        return out
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        try:
-            parts = shlex.split(value, comments=True)
-        except ValueError:
-            parts = [value]
-        out[key.strip()] = " ".join(parts)
-    return out
 
 
 def _first_line(path: Path) -> str:
@@ -75,7 +55,7 @@ class Target:
         machine_id = _first_line(root / "etc/machine-id")
         token = _first_line(root / "etc/kernel/entry-token") or machine_id
         if not token:
-            token = read_shell_vars(_os_release_path(root)).get("ID", "") or data["token_fallback"]
+            token = read_shell_vars(_os_release_path(root))[0].get("ID", "") or data["token_fallback"]
         return cls(
             root, "usr/lib/modules" if merged else "lib/modules", "boot", esp, token, machine_id, root == Path("/")
         )
@@ -92,11 +72,8 @@ class Target:
     def headers_dir(self, release: str) -> str:
         return f"usr/src/linux-headers-{release}"
 
-    def install_conf(self) -> dict[str, str]:
-        for rel in ("etc/kernel/install.conf", "usr/lib/kernel/install.conf"):
-            if (self.root / rel).exists():
-                return read_shell_vars(self.root / rel)
-        return {}
+    def install_conf(self) -> InstallConf:
+        return read_install_conf(self.root)
 
     def default_cmdline(self) -> str:
         """/etc/kernel/cmdline (kernel-install's), else /usr/lib/kernel/cmdline, else empty."""
@@ -111,17 +88,18 @@ class Target:
         return p.read_bytes() if p.exists() else b'NAME="Linux"\nID=linux\nPRETTY_NAME="Linux"\n'
 
     def pretty_name(self) -> str:
-        return read_shell_vars(_os_release_path(self.root)).get("PRETTY_NAME", "Linux")
+        return read_shell_vars(_os_release_path(self.root))[0].get("PRETTY_NAME", "Linux")
 
     def choose_layout(self, requested: str | None) -> str:
         if requested:
             return _known_layout(requested, "--layout")
-        conf = self.install_conf().get("layout")
+        install_conf = self.install_conf()
+        conf = install_conf.get("layout")
         if conf:
             aliases: dict[str, str] = layouts_data()["aliases"]
             if conf not in aliases:
                 raise UserError(
-                    f"{self.root}/etc/kernel/install.conf: layout={conf} is not supported; "
+                    f"{install_conf.where('layout')}: layout={conf} is not supported; "
                     f"use one of: {', '.join(sorted(aliases))}"
                 )
             return aliases[conf]
