@@ -62,16 +62,20 @@ def build_id(recipe: Recipe, skey: str) -> str:
 BUILD_SIDE = ("core", "build", "workflows/pipeline.py")
 
 
+def fingerprint_of(top: Path) -> str:
+    """The build side's bytes under TOP (the distkernel package folder), names included."""
+    h = hashlib.sha256()
+    files = (f for part in BUILD_SIDE for f in ([top / part] if (top / part).is_file() else (top / part).rglob("*")))
+    for f in sorted(files):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(top)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 @functools.cache
 def code_fingerprint() -> str:
     """distkernel's own build-side code and data decide the package bytes too."""
-    root = Path(__file__).parent.parent
-    h = hashlib.sha256()
-    files = (f for part in BUILD_SIDE for f in ([root / part] if (root / part).is_file() else (root / part).rglob("*")))
-    for f in sorted(files):
-        if f.is_file() and "__pycache__" not in f.parts:
-            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
+    return fingerprint_of(Path(__file__).parent.parent)
 
 
 def inputs_key(recipe: Recipe) -> tuple[str, dict[str, object]]:
