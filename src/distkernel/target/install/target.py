@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from distkernel.core.errors import UserError
-
-LAYOUTS = ("plain", "grub", "bls", "uki")
+from distkernel.core.paths import plain_name
 
 
 @cache
@@ -84,13 +83,18 @@ class Target:
         return self.root / rel
 
     def fmt(self, template: str, release: str) -> str:
+        """A layout path: its {release} and {token} are plain names (see core.paths)."""
+        if "{release}" in template:
+            plain_name(release, "kernel release")
+        if "{token}" in template:
+            plain_name(self.token, f"{self.root}/etc/kernel/entry-token (else etc/machine-id, os-release ID)")
         return template.format(boot=self.boot, esp=self.esp, token=self.token, release=release)
 
     def modules_dir(self, release: str) -> str:
-        return f"{self.modules_base}/{release}"
+        return f"{self.modules_base}/{plain_name(release, 'kernel release')}"
 
     def headers_dir(self, release: str) -> str:
-        return f"usr/src/linux-headers-{release}"
+        return f"usr/src/linux-headers-{plain_name(release, 'kernel release')}"
 
     def install_conf(self) -> dict[str, str]:
         for rel in ("etc/kernel/install.conf", "usr/lib/kernel/install.conf"):
@@ -112,29 +116,6 @@ class Target:
 
     def pretty_name(self) -> str:
         return read_shell_vars(_os_release_path(self.root)).get("PRETTY_NAME", "Linux")
-
-    def choose_layout(self, requested: str | None) -> str:
-        if requested:
-            return _known_layout(requested, "--layout")
-        conf = self.install_conf().get("layout")
-        if conf:
-            aliases: dict[str, str] = layouts_data()["aliases"]
-            if conf not in aliases:
-                raise UserError(
-                    f"{self.root}/etc/kernel/install.conf: layout={conf} is not supported; "
-                    f"use one of: {', '.join(sorted(aliases))}"
-                )
-            return aliases[conf]
-        for rule in layouts_data()["detect"]:
-            if any((self.root / self.fmt(p, "")).exists() for p in rule["exists"]):
-                return str(rule["layout"])
-        return str(layouts_data()["fallback"])
-
-
-def _known_layout(name: str, where: str) -> str:
-    if name not in LAYOUTS:
-        raise UserError(f"{where}: unknown layout {name!r}; use one of: {', '.join(LAYOUTS)}")
-    return name
 
 
 def _is_esp(path: Path) -> bool:
