@@ -13,7 +13,7 @@ from pathlib import Path
 
 from distkernel.build.trust.gate import require_trusted
 from distkernel.core.errors import UserError
-from distkernel.core.paths import INSTALL_LOG, STATE_DIR, one_line, plain_name
+from distkernel.core.paths import INSTALL_LOG, STATE_DIR, one_line, plain_name, under_root
 from distkernel.core.tools import run
 from distkernel.target.extmod.for_kernel import ModuleOutcome, blocks_default, build_for_kernel
 from distkernel.target.initramfs import InitramfsSpec, default_backend, make_initramfs
@@ -153,7 +153,7 @@ def _stage_install(
     checkpoint("extracted")
     (staged_mods / "build").symlink_to(os.path.relpath(root / headers, root / moddir))
     shutil.copyfile(work / "vmlinuz", staged_mods / "vmlinuz")  # kernel-install's place; refresh rebuilds UKIs from it
-    log = target.path(LOG)
+    log = under_root(root, LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
     depmod(base, release, log)
     checkpoint("depmod")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from distkernel.core.cache import sha256_bytes
 from distkernel.target.install.layouts import get, shared_files
-from distkernel.target.install.layouts.base import on_disk, stage_bytes, stage_link
-from distkernel.target.install.state import KernelRecord, PlacedFile, State
+from distkernel.target.install.layouts.base import stage_bytes, stage_link
+from distkernel.target.install.state import KernelRecord, PlacedFile, State, on_disk
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import JOURNAL, Transaction
 

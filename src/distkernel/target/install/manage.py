@@ -10,7 +10,7 @@ from pathlib import Path
 
 from distkernel.core import paths
 from distkernel.core.errors import UserError
-from distkernel.core.paths import STATE_DIR
+from distkernel.core.paths import STATE_DIR, under_root
 from distkernel.core.tools import run
 from distkernel.target.install.changes import check_root, stage_removal, stage_shared
 from distkernel.target.install.layouts import spec
@@ -129,6 +129,6 @@ def _grub_mkconfig(target: Target) -> None:
     argv = ["/" + tool, "-o", "/" + target.fmt(spec("grub")["config"], "")]
     if not target.is_host:
         argv = ["chroot", str(target.root), *argv]
-    log = target.path(GRUB_LOG)
+    log = under_root(target.root, GRUB_LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
     run(argv, log=log, what=f"{target.root}: /{tool}")

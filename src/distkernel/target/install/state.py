@@ -4,11 +4,14 @@ which are known-good. Written only through a transaction (journal, then rename).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distkernel.core.cache import sha256_file
 from distkernel.core.errors import UserError
 from distkernel.core.paths import STATE, plain_name
 
@@ -23,6 +26,16 @@ class PlacedFile:
     path: str
     sha256: str = ""  # regular files
     link: str = ""  # symlinks: their target
+
+
+def on_disk(root: Path, f: PlacedFile) -> bool:
+    """Is F still what distkernel placed (same link target, or same content)?"""
+    p = root / f.path
+    with contextlib.suppress(OSError):
+        if f.link:
+            return os.readlink(p) == f.link
+        return not p.is_symlink() and p.is_file() and sha256_file(p) == f.sha256
+    return False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import shutil
 import signal
 import stat
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from distkernel.core import paths
 from distkernel.core.cache import flocked, fsync_dir
 from distkernel.core.errors import UserError
 from distkernel.core.paths import STATE, under_root
-from distkernel.target.install.state import State, read_state
+from distkernel.target.install.state import PlacedFile, State, on_disk, read_state
 
 JOURNAL = paths.JOURNAL
 LOCK = paths.LOCK
@@ -72,9 +72,9 @@ def keep_reserve(root: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def write_small(root: Path, path: Path, data: bytes, *, sync: bool = False) -> None:
+def write_small(root: Path, path: Path, data: bytes, *, sync: bool = False) -> bool:
     """Write a new file of a transaction (journal, state, an entry); on a full disk the
-    reserve is given up for it, once. Never leaves a partial file behind."""
+    reserve is given up for it, once (then True). Never leaves a partial file behind."""
     for attempt in (1, 2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
@@ -86,7 +86,7 @@ def write_small(root: Path, path: Path, data: bytes, *, sync: bool = False) -> N
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            return
+            return attempt == 2
         except OSError as e:
             path.unlink(missing_ok=True)
             reserve = under_root(root, paths.JOURNAL_RESERVE)
@@ -129,7 +129,9 @@ class Transaction:
         self.made: list[str] = []  # folders this transaction created (removed on abort when empty)
         self.ops: list[dict[str, str]] = []
         self.committing = False  # past the commit journal: only recovery may finish it
+        self.took_reserve = False
         self.owned = owned_paths(read_state(self.root))
+        under_root(self.root, JOURNAL).parent.mkdir(parents=True, exist_ok=True)  # made by the lock, usually
         self._journal("staging")
 
     def _journal(self, phase: str) -> None:
@@ -141,7 +143,7 @@ class Transaction:
         text = json.dumps(doc, indent=1) + "\n"
         path = under_root(self.root, JOURNAL)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        write_small(self.root, tmp, text.encode(), sync=phase == "commit")
+        self.took_reserve |= write_small(self.root, tmp, text.encode(), sync=phase == "commit")
         os.replace(tmp, path)
         if phase == "commit":
             fsync_dir(path.parent)
@@ -178,7 +180,7 @@ class Transaction:
         other lines (loader.conf)."""
         path = under_root(self.root, final)
         if not edit:
-            refuse_foreign(path, final, self.owned)
+            refuse_foreign(self.root, path, final, self.owned)
         self.ops.append({"op": "put", "staged": str(staged.relative_to(self.root)), "final": final})
 
     def delete(self, final: str) -> None:
@@ -187,7 +189,7 @@ class Transaction:
 
     def write(self, staged: Path, data: bytes) -> None:
         """Write a small staged file; on a full disk it may take the reserve."""
-        write_small(self.root, staged, data)
+        self.took_reserve |= write_small(self.root, staged, data)
 
     def commit(self, state: State) -> None:
         """Stage the new state, sync, write the commit journal, then apply."""
@@ -213,32 +215,39 @@ class Transaction:
             return  # the journal stays: the next command (or `recover`) completes the commit
         abort_staging(self.root, self.prefix, self.dirs, self.made)
         under_root(self.root, JOURNAL).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            keep_reserve(self.root)
+        if self.took_reserve:
+            with contextlib.suppress(OSError):
+                keep_reserve(self.root)
 
 
-def refuse_foreign(path: Path, rel: str, owned: Collection[str]) -> None:
-    """PATH (REL under the root) may be replaced: it is absent, recorded as ours (in
-    OWNED), or an empty file (nothing to lose). Else a one-line UserError."""
+def refuse_foreign(root: Path, path: Path, rel: str, owned: Mapping[str, PlacedFile | None]) -> None:
+    """PATH (REL under ROOT) may be replaced: it is absent, recorded as ours in OWNED (a
+    file: still holding what was placed), or an empty file (nothing to lose). Else a
+    one-line UserError."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    if rel in owned or (stat.S_ISREG(st.st_mode) and st.st_size == 0):
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
         return
-    raise UserError(
-        f"{path}: exists and was not created by distkernel, which never replaces such files; "
-        "move it away (or remove it) and retry"
-    )
+    if rel in owned:
+        placed = owned[rel]
+        if placed is None or on_disk(root, placed):
+            return
+        why = "was changed since distkernel placed it"
+    else:
+        why = "was not created by distkernel"
+    raise UserError(f"{path}: {why}, and distkernel never replaces such files; move it away and retry")
 
 
-def owned_paths(state: State) -> set[str]:
-    """Every path the state says distkernel placed: files, folders, shared files."""
-    out = {STATE, *(f.path for f in state.shared)}
+def owned_paths(state: State) -> dict[str, PlacedFile | None]:
+    """Every path the state says distkernel placed: files and shared files (with what
+    was placed), folders and its own state (None: owned whole)."""
+    out: dict[str, PlacedFile | None] = {STATE: None}
     for k in state.kernels.values():
-        out.update(f.path for f in k.files)
-        out.update(k.dirs)
-        out.update(p for p in (k.modules_dir, k.headers_dir, k.image, k.initrd, k.entry, k.uki) if p)
+        out.update((p, None) for p in (*k.dirs, k.modules_dir, k.headers_dir) if p)
+        out.update((f.path, f) for f in k.files)
+    out.update((f.path, f) for f in state.shared)
     return out
 
 

@@ -61,7 +61,7 @@ def refuse_foreign_files(target: Target, layout: str, release: str, state: State
     is absent or distkernel's own (the transaction checks each write again)."""
     owned = owned_paths(state)
     for rel in get(layout).writes(target, release):
-        refuse_foreign(target.root / rel, rel, owned)
+        refuse_foreign(target.root, target.root / rel, rel, owned)
 
 
 def shared_files(target: Target, state: State) -> dict[str, Shared]:

@@ -5,7 +5,6 @@ Layout modules import this module, never the package, so the package can import 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Collection, Iterable
@@ -13,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distkernel.core.cache import CHUNK, sha256_bytes, sha256_file
+from distkernel.core.cache import CHUNK, sha256_bytes
 from distkernel.core.paths import one_line
-from distkernel.target.install.state import KernelRecord, PlacedFile, State
+from distkernel.target.install.state import KernelRecord, PlacedFile, State, on_disk
 from distkernel.target.install.target import Target, layouts_data
 from distkernel.target.install.transaction import Transaction
 
@@ -117,16 +116,6 @@ def remove_files(tx: Transaction, record: KernelRecord, keep: Collection[str] = 
     for d in record.dirs:
         if d not in keep:
             tx.delete(d)
-
-
-def on_disk(root: Path, f: PlacedFile) -> bool:
-    """Is F still what distkernel placed (same link target, or same content)?"""
-    p = root / f.path
-    with contextlib.suppress(OSError):
-        if f.link:
-            return os.readlink(p) == f.link
-        return not p.is_symlink() and p.is_file() and sha256_file(p) == f.sha256
-    return False
 
 
 def no_shared(target: Target, state: State) -> dict[str, Shared]:

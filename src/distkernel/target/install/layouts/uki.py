@@ -11,7 +11,7 @@ from pathlib import Path
 
 from distkernel.build.pe import align_up, copy_timestamp, pe_layout
 from distkernel.build.trust.secureboot import root_db_key, sign_for_root
-from distkernel.core.paths import SECUREBOOT_LOG, STATE_DIR
+from distkernel.core.paths import SECUREBOOT_LOG, STATE_DIR, under_root
 from distkernel.core.tools import missing_tool_error, run
 from distkernel.target.install.layouts.base import KernelFiles, Layout, Placement, boot_text, spec, stage_file
 from distkernel.target.install.target import Target
@@ -63,7 +63,7 @@ def signed_uki(target: Target, files: KernelFiles, work: Path) -> tuple[Path, st
     it is staged: (the file, the signing certificate's subject or "" when unsigned)."""
     built = work / "uki.efi"
     build_uki(files, target.os_release(), built, work)
-    log = target.path(SIGN_LOG)
+    log = under_root(target.root, SIGN_LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
     if not sign_for_root(target.root, built, log):
         return built, ""
