@@ -50,10 +50,10 @@ def plain_name(value: object, what: str) -> str:
         problem = "is empty" if value == "" else f"is not a string ({type(value).__name__})"
     elif value in (".", ".."):
         problem = f"is {value!r}"
-    elif "/" in value or "\\" in value:
-        problem = f"holds a path separator ({value[:80]!r})"
     elif _bad_char(value) is not None:
         problem = f"holds a control character ({value[:80]!r})"
+    elif "/" in value or "\\" in value:
+        problem = f"holds a path separator ({value[:80]!r})"
     elif len(value) > MAX_NAME:
         problem = f"is {len(value)} characters long (at most {MAX_NAME})"
     else:

@@ -75,24 +75,32 @@ def keep_reserve(root: Path) -> None:
 def write_small(root: Path, path: Path, data: bytes, *, sync: bool = False) -> bool:
     """Write a new file of a transaction (journal, state, an entry); on a full disk the
     reserve is given up for it, once (then True). Never leaves a partial file behind."""
-    for attempt in (1, 2):
+    reserve = under_root(root, paths.JOURNAL_RESERVE)
+    try:
+        _write_new(path, data, sync)
+        return False
+    except OSError as e:
+        if e.errno not in _FULL or not os.path.lexists(reserve):
+            raise
+    reserve.unlink()
+    _write_new(path, data, sync)
+    return True
+
+
+def _write_new(path: Path, data: bytes, sync: bool) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if sync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            return attempt == 2
-        except OSError as e:
-            path.unlink(missing_ok=True)
-            reserve = under_root(root, paths.JOURNAL_RESERVE)
-            if attempt == 2 or e.errno not in _FULL or not os.path.lexists(reserve):
-                raise
-            reserve.unlink()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
