@@ -53,13 +53,13 @@ def pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def nested_root(tmp_path: Path) -> Path:
-    """A merged-/usr root four folders down, with a folder of someone else's at the
-    place a `../../../../ESCAPED` release would reach."""
+    """A merged-/usr root three folders down, with folders of someone else's at the
+    places a `../../../../ESCAPED` release reaches from its paths (the headers folder's
+    lands beside the root, which an earlier version replaced)."""
     root = make_root(tmp_path / "top/a/b/root")
-    (tmp_path / "top/ESCAPED").mkdir()
-    (tmp_path / "top/ESCAPED/precious").write_text("not distkernel's\n")
-    (tmp_path / "top/a/ESCAPED").mkdir()
-    (tmp_path / "top/a/ESCAPED/precious").write_text("not distkernel's either\n")
+    for where in ("top", "top/a", "top/a/b"):
+        (tmp_path / where / "ESCAPED").mkdir()
+        (tmp_path / where / "ESCAPED/precious").write_text("not distkernel's\n")
     return root
 
 
