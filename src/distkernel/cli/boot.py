@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from distkernel.cli import render
-from distkernel.target.install.target import LAYOUTS
+from distkernel.target.install.layouts import LAYOUTS
 from distkernel.workflows.boottest import FIRMWARES, BootOptions, BootResult, boot_test
 from distkernel.workflows.boottest.accel import ACCELS
 from distkernel.workflows.boottest.junit import write_junit

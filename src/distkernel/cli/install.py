@@ -10,7 +10,7 @@ import click
 
 from distkernel.cli import render
 from distkernel.core.errors import Failure, UserError
-from distkernel.target.install.target import LAYOUTS
+from distkernel.target.install.layouts import LAYOUTS
 
 # The install stage is imported by the commands that use it, not at start-up: it pulls
 # in the initramfs, external-module and trust stages, a third of `install`'s 1 s budget.

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
+import json
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
-from distkernel.build.package.format import Metadata
+import zstandard
+
+from distkernel.build.package.format import METADATA, Manifest, Metadata, canonical_json
 from distkernel.build.package.writer import Member, write_package
 from distkernel.target.install import State, load_state
 from distkernel.target.install.changes import check_root
@@ -43,6 +50,27 @@ def fake_package(out: Path, release: str = "6.1.0-fake", *, image: bytes | None 
         image="kernel/vmlinuz",
     )
     return write_package(out, meta, members)
+
+
+def with_release(package: Path, out: Path, release: str) -> Path:
+    """PACKAGE re-packed with metadata naming RELEASE (manifest hash kept consistent), as
+    a hostile builder would make it: the writer itself names files after the release."""
+    with open(package, "rb") as f, tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f), mode="r|") as t:
+        members = [(i, t.extractfile(i).read() if i.isfile() else b"") for i in t]  # type: ignore[union-attr]
+    doc = json.loads(members[0][1])
+    doc["kernel_release"] = release
+    meta = canonical_json(doc)
+    manifest = dataclasses.replace(Manifest.from_bytes(members[1][1]), metadata_sha256=hashlib.sha256(meta).hexdigest())
+    members[0] = (members[0][0], meta)
+    members[1] = (members[1][0], manifest.to_bytes())
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data) if info.isfile() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    assert members[0][0].name == METADATA
+    out.write_bytes(zstandard.ZstdCompressor().compress(buf.getvalue()))
+    return out
 
 
 def make_root(path: Path, *, merged_usr: bool = True, machine_id: str = "0123456789abcdef0123456789abcdef") -> Path:

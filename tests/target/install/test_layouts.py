@@ -129,3 +129,31 @@ def test_the_roots_grub_mkconfig_writes_grub_cfg(pkg: Path, tmp_path: Path) -> N
     run = cli("remove", "6.1.0-fake", "--root", root)
     assert_user_facing_error(run, 3, "grub-mkconfig failed")
     assert "grub-mkconfig.log" in run.err and "no disk" in run.err
+
+
+def test_layout_names_come_from_the_registry() -> None:
+    """A layout is one module (defining LAYOUT) plus its table in layouts.toml; every
+    other list of names is derived from the registry or checked against it here."""
+    from distkernel.target.install import layouts
+    from distkernel.target.install.target import layouts_data
+
+    folder = Path(layouts.__file__).parent
+    modules = sorted(p.stem for p in folder.glob("*.py") if p.stem not in ("__init__", "base"))
+    assert list(layouts.LAYOUTS) == modules == sorted(layouts.REGISTRY)
+    data = layouts_data()
+    for name in layouts.LAYOUTS:
+        assert isinstance(data[name], dict), name
+    named = {*data["aliases"].values(), *(rule["layout"] for rule in data["detect"]), data["fallback"]}
+    assert named <= set(layouts.LAYOUTS)
+    run = cli("install", "--help")
+    assert "[" + "|".join(layouts.LAYOUTS) + "]" in run.out.replace("\n", "").replace(" ", "")
+
+
+def test_an_unknown_layout_is_one_line(pkg: Path, tmp_path: Path) -> None:
+    from distkernel.core.errors import UserError
+    from distkernel.target.install import layouts
+    from distkernel.target.install.target import Target
+
+    target = Target.probe(make_root(tmp_path / "r"))
+    with pytest.raises(UserError, match="unknown layout 'lilo'; use one of: bls, grub, plain, uki"):
+        layouts.choose(target, "lilo")

@@ -150,3 +150,38 @@ def test_an_unreadable_journal_is_one_clear_line(tmp_path: Path, text: str) -> N
     journal.write_text(text)
     assert_user_facing_error(cli("recover", "--root", root), 2, "unreadable journal")
     assert journal.read_text() == text  # not ours to guess at: left for the user
+
+
+def fill(disk: Path) -> None:
+    """Take every free block of DISK (a file written until the filesystem refuses)."""
+    with open(disk / "filler", "ab", buffering=0) as f:
+        for size in (65536, 512):  # then the last partial block
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * size)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_remove_mark_good_and_recover_work_on_a_full_disk(pkgs: dict[str, Path], tmp_path: Path) -> None:
+    """The commands that free space or only record a fact must not need any: the journal
+    and the new state use the space kept in reserve."""
+    with small_tmpfs(tmp_path / "disk", "8m") as disk:
+        root = make_root(disk / "root")
+        install_package(pkgs[OLD], root, layout="plain", initramfs="none")
+        install_package(pkgs[NEW], root, layout="plain", initramfs="none")
+        fill(disk)
+        with pytest.raises(OSError):
+            (disk / "probe").write_bytes(b"x" * 4096)  # really full
+        done = cli("mark-good", "--root", root)
+        assert done.code == 0, done.err
+        assert load_state(root).kernels[NEW].known_good
+        fill(disk)  # whatever the mark-good gave back
+        done = cli("remove", OLD, "--root", root)
+        assert done.code == 0, done.err
+        assert set(load_state(root).kernels) == {NEW}
+        fill(disk)
+        done = cli("recover", "--root", root)
+        assert done.code == 0, done.err
+        consistent(root)
+        assert not leftovers(root)
+        assert not [p for p in (root / "var/lib/distkernel").iterdir() if ".tmp-" in p.name]  # no journal temp file

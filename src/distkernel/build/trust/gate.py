@@ -6,9 +6,10 @@ from pathlib import Path
 
 from distkernel.build.package.reader import VerifyResult
 from distkernel.build.trust.signing import TrustedKey, check_signature, load_trusted
+from distkernel.core import paths
 from distkernel.core.errors import UserError
 
-TRUSTED_DIR = "etc/distkernel/trusted.d"
+TRUSTED_DIR = paths.TRUSTED_DIR
 
 
 def trusted_keys(root: Path) -> list[TrustedKey]:

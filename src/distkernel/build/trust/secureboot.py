@@ -17,21 +17,13 @@ import datetime
 import os
 from pathlib import Path
 
+from distkernel.build.pe import is_pe
 from distkernel.core.errors import UserError
+from distkernel.core.paths import SECUREBOOT_DIR
 from distkernel.core.tools import call, require, run
 
-ROOT_DB_DIR = "etc/distkernel/secureboot"
+ROOT_DB_DIR = SECUREBOOT_DIR
 ROOT_DB_KEY, ROOT_DB_CRT = "db.key", "db.crt"
-
-
-def is_pe(path: Path) -> bool:
-    """An EFI executable: the MZ stub pointing at a PE header."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if head[:2] != b"MZ" or len(head) < 0x40:
-        return False
-    offset = int.from_bytes(head[0x3C:0x40], "little")
-    return head[offset : offset + 4] == b"PE\0\0"
 
 
 def sign_efi(image: Path, out: Path, key: Path, cert: Path, log: Path, *, date: int | None = None) -> Path:

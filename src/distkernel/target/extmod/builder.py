@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.core.errors import DistkernelError
+from distkernel.core.paths import EXTMOD_WORK
 from distkernel.core.tools import run, tail
 from distkernel.target.extmod import dkms, registry, signing
 from distkernel.target.extmod.jobserver import JobServer, default_cores
@@ -31,7 +32,7 @@ from distkernel.target.extmod.kernel import Kernel
 from distkernel.target.extmod.placement import Claims, uninstall
 from distkernel.target.extmod.registry import KernelStatus, Registered
 
-WORK = "var/cache/distkernel/extmod"  # build copies, under the root; removed after each build
+WORK = EXTMOD_WORK  # build copies, under the root; removed after each build
 DEFAULT_DEST = "updates"
 _JOBS_FLAGS = ("-j", "--jobs")
 _MAKE_ENV_DROP = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")

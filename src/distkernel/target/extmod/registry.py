@@ -20,9 +20,10 @@ from pathlib import Path
 
 from distkernel.core.cache import atomic_write_text, flocked, fsync_dir
 from distkernel.core.errors import UserError
+from distkernel.core.paths import MODULE_REGISTRY
 from distkernel.target.extmod import dkms
 
-REGISTRY = "var/lib/distkernel/modules"
+REGISTRY = MODULE_REGISTRY
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 # Build leftovers a source folder may carry: never copied, so every build starts clean.
 _LEFTOVERS = ("*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "Module.symvers", "modules.order", ".tmp_versions", ".git")

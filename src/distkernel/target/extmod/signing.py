@@ -14,9 +14,10 @@ from pathlib import Path
 from distkernel.build.trust.keys import MODULE_CRT, MODULE_PEM
 from distkernel.core.cache import sha256_file
 from distkernel.core.errors import ToolError
+from distkernel.core.paths import MODULE_KEYS_DIR
 from distkernel.core.tools import run
 
-KEY_DIR = "etc/distkernel/keys"
+KEY_DIR = MODULE_KEYS_DIR
 SIGNED, UNSIGNED = "signed", "unsigned"
 
 

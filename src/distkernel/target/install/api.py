@@ -13,19 +13,20 @@ from pathlib import Path
 
 from distkernel.build.trust.gate import require_trusted
 from distkernel.core.errors import UserError
+from distkernel.core.paths import INSTALL_LOG, STATE_DIR, one_line, plain_name, under_root
 from distkernel.core.tools import run
 from distkernel.target.extmod.for_kernel import ModuleOutcome, blocks_default, build_for_kernel
 from distkernel.target.initramfs import InitramfsSpec, default_backend, make_initramfs
 from distkernel.target.install.changes import stage_removal, stage_shared
-from distkernel.target.install.layouts import KernelFiles, Placement, place
+from distkernel.target.install.layouts import KernelFiles, Placement, choose, place, refuse_foreign_files
 from distkernel.target.install.manage import run_after_commit
 from distkernel.target.install.retention import to_prune
-from distkernel.target.install.state import STATE_DIR, KernelRecord, ModuleRecord, State, module_record, read_state
+from distkernel.target.install.state import KernelRecord, ModuleRecord, State, module_record, read_state
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import Transaction, checkpoint, recover_journal, root_lock, transaction
 from distkernel.target.install.unpack import Destinations, Unpacked, scan_package, write_payload
 
-LOG = "var/log/distkernel/install.log"
+LOG = INSTALL_LOG
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,16 @@ def install_package(
     target = Target.probe(root)
     unpacked = _verified(Path(package), root)  # before anything is written
     assert unpacked.result.metadata is not None
-    release = unpacked.result.metadata.kernel_release
-    chosen = target.choose_layout(layout)
+    release = plain_name(unpacked.result.metadata.kernel_release, f"{package}: metadata.json kernel_release")
+    chosen = choose(target, layout)
     backend = initramfs or default_backend(root)
-    line = cmdline if cmdline is not None else target.default_cmdline()
+    if cmdline is not None:
+        line = one_line(cmdline, "--cmdline")
+    else:
+        line = one_line(target.default_cmdline(), f"{root}/etc/kernel/cmdline")
+    one_line(target.pretty_name(), f"{root}/etc/os-release PRETTY_NAME")
+    one_line(target.machine_id, f"{root}/etc/machine-id")
+    refuse_foreign_files(target, chosen, release, read_state(root))  # checked again under the lock
     with root_lock(root):
         checkpoint("locked")
         recover_journal(root)
@@ -146,7 +153,7 @@ def _stage_install(
     checkpoint("extracted")
     (staged_mods / "build").symlink_to(os.path.relpath(root / headers, root / moddir))
     shutil.copyfile(work / "vmlinuz", staged_mods / "vmlinuz")  # kernel-install's place; refresh rebuilds UKIs from it
-    log = target.path(LOG)
+    log = under_root(root, LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
     depmod(base, release, log)
     checkpoint("depmod")

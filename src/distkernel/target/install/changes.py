@@ -4,46 +4,33 @@ that an install, a remove or a rollback left the root consistent."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 from collections.abc import Collection
 from pathlib import Path
 
-from distkernel.core.cache import sha256_bytes, sha256_file
-from distkernel.target.install.layouts import shared_files, stage_bytes, stage_link
-from distkernel.target.install.state import KernelRecord, PlacedFile, State
+from distkernel.core.cache import sha256_bytes
+from distkernel.target.install.layouts import get, shared_files
+from distkernel.target.install.layouts.base import stage_bytes, stage_link
+from distkernel.target.install.state import KernelRecord, PlacedFile, State, on_disk
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import JOURNAL, Transaction
 
 
 def stage_removal(tx: Transaction, record: KernelRecord, keep: Collection[str] = ()) -> None:
-    """Delete a kernel's files and folders, except the paths in `keep` (a reinstall's)."""
-    for f in record.files:
-        if f.path not in keep:
-            tx.delete(f.path)
-    for d in record.dirs:
-        if d not in keep:
-            tx.delete(d)
-
-
-def _on_disk(root: Path, f: PlacedFile) -> bool:
-    p = root / f.path
-    with contextlib.suppress(OSError):
-        if f.link:
-            return os.readlink(p) == f.link
-        return not p.is_symlink() and p.is_file() and sha256_file(p) == f.sha256
-    return False
+    """Delete a kernel's files and folders (its layout's `remove`), except the paths in
+    `keep` (a reinstall's)."""
+    get(record.layout).remove(tx, record, keep)
 
 
 def stage_shared(tx: Transaction, target: Target, old: State, new: State) -> State:
-    """Stage the shared files `new` wants; delete ours it no longer wants."""
+    """Stage the shared files `new` wants; delete ours it no longer wants (when they
+    still hold what we placed: a file changed since is someone else's now)."""
     placed: list[PlacedFile] = []
     wanted = shared_files(target, new)
     for path, want in sorted(wanted.items()):
         if want.link is not None:
             f = PlacedFile(path, link=want.link)
-            if not _on_disk(tx.root, f):
+            if not on_disk(tx.root, f):
                 stage_link(tx, want.link, path)
         else:
             assert want.data is not None
@@ -51,11 +38,11 @@ def stage_shared(tx: Transaction, target: Target, old: State, new: State) -> Sta
             if current.is_file() and not current.is_symlink() and current.read_bytes() == want.data:
                 f = PlacedFile(path, sha256=sha256_bytes(want.data))
             else:
-                f = stage_bytes(tx, want.data, path)
+                f = stage_bytes(tx, want.data, path, edit=not want.owned)
         if want.owned:
             placed.append(f)
     for f in old.shared:
-        if f.path not in wanted:
+        if f.path not in wanted and on_disk(tx.root, f):
             tx.delete(f.path)
     return dataclasses.replace(new, shared=tuple(placed))
 
@@ -68,7 +55,7 @@ def check_root(root: Path, state: State) -> list[str]:
         problems.append(f"{JOURNAL}: an unfinished transaction (run `distkernel recover`)")
     for k in state.ordered():
         for f in k.files:
-            if not _on_disk(root, f):
+            if not on_disk(root, f):
                 problems.append(f"{k.release}: {f.path} is missing or differs from what was installed")
         for d in k.dirs:
             if not (root / d).is_dir():
@@ -76,7 +63,7 @@ def check_root(root: Path, state: State) -> list[str]:
         if not (root / k.modules_dir / "modules.dep").is_file():
             problems.append(f"{k.release}: {k.modules_dir}/modules.dep is missing (depmod did not run)")
     for f in state.shared:
-        if not _on_disk(root, f):
+        if not on_disk(root, f):
             problems.append(f"{f.path} is missing or differs from what was written")
         elif f.link and not (root / f.path).exists():
             problems.append(f"{f.path} points to nothing ({f.link})")

@@ -8,17 +8,19 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from distkernel.core import paths
 from distkernel.core.errors import UserError
+from distkernel.core.paths import STATE_DIR, under_root
 from distkernel.core.tools import run
 from distkernel.target.install.changes import check_root, stage_removal, stage_shared
 from distkernel.target.install.layouts import spec
 from distkernel.target.install.layouts.grub import has_mkconfig
 from distkernel.target.install.plugins import run_hooks
-from distkernel.target.install.state import STATE_DIR, KernelRecord, State, read_state
+from distkernel.target.install.state import KernelRecord, State, read_state
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import checkpoint, recover_journal, root_lock, transaction
 
-GRUB_LOG = "var/log/distkernel/grub-mkconfig.log"
+GRUB_LOG = paths.GRUB_LOG
 
 
 def load_state(root: Path) -> State:
@@ -127,6 +129,6 @@ def _grub_mkconfig(target: Target) -> None:
     argv = ["/" + tool, "-o", "/" + target.fmt(spec("grub")["config"], "")]
     if not target.is_host:
         argv = ["chroot", str(target.root), *argv]
-    log = target.path(GRUB_LOG)
+    log = under_root(target.root, GRUB_LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
     run(argv, log=log, what=f"{target.root}: /{tool}")

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.core.errors import ToolError
+from distkernel.core.paths import PLUGINS_LOG, STATE_DIR
 from distkernel.core.tools import require, tail
-from distkernel.target.install.state import STATE_DIR
 from distkernel.target.install.target import Target, layouts_data
 
 INSTALL_D = ("etc/kernel/install.d", "usr/lib/kernel/install.d")
 RUN_PARTS_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # run-parts' default: no dots, no backups
 STOP_CHAIN = 77
-LOG = "var/log/distkernel/plugins.log"
+LOG = PLUGINS_LOG
 
 
 @dataclass(frozen=True)

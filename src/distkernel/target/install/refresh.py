@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.core.errors import UserError
+from distkernel.core.paths import STATE_DIR
 from distkernel.target.install.api import Installation, make_initrd
 from distkernel.target.install.changes import stage_shared
-from distkernel.target.install.layouts import KernelFiles, Placement, stage_file
+from distkernel.target.install.layouts.base import KernelFiles, Placement, stage_file
 from distkernel.target.install.layouts.uki import signed_uki
 from distkernel.target.install.manage import run_after_commit
-from distkernel.target.install.state import STATE_DIR, KernelRecord, ModuleRecord, State, read_state
+from distkernel.target.install.state import KernelRecord, ModuleRecord, State, read_state
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import checkpoint, recover_journal, root_lock, transaction
 

@@ -4,18 +4,19 @@ which are known-good. Written only through a transaction (journal, then rename).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distkernel.core.cache import sha256_file
 from distkernel.core.errors import UserError
+from distkernel.core.paths import STATE, plain_name
 
 if TYPE_CHECKING:
     from distkernel.target.extmod.builder import ModuleOutcome
-
-STATE_DIR = "var/lib/distkernel"
-STATE_FILE = "state.json"
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,16 @@ class PlacedFile:
     path: str
     sha256: str = ""  # regular files
     link: str = ""  # symlinks: their target
+
+
+def on_disk(root: Path, f: PlacedFile) -> bool:
+    """Is F still what distkernel placed (same link target, or same content)?"""
+    p = root / f.path
+    with contextlib.suppress(OSError):
+        if f.link:
+            return os.readlink(p) == f.link
+        return not p.is_symlink() and p.is_file() and sha256_file(p) == f.sha256
+    return False
 
 
 @dataclass(frozen=True)
@@ -115,16 +126,25 @@ class State:
 
 
 def state_path(root: Path) -> Path:
-    return root / STATE_DIR / STATE_FILE
+    return root / STATE
 
 
 def read_state(root: Path) -> State:
     """The committed state, without looking at an interrupted transaction."""
     path = state_path(root)
     try:
-        return State.from_json(json.loads(path.read_text()))
+        state = State.from_json(json.loads(path.read_text()))
+        for release, k in state.kernels.items():  # releases name files: a hostile one must not
+            plain_name(release, "release")
+            if k.release != release:
+                raise ValueError(f"kernel {release!r} records release {k.release!r}")
+        return state
     except FileNotFoundError:
         return State()
+    except UserError as e:
+        raise UserError(
+            f"{path}: {e.message}; repair it, or move it away to make distkernel forget its kernels"
+        ) from None
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # written atomically: edited by hand
         raise UserError(
             f"{path}: unreadable ({type(e).__name__}: {e}); repair it, or move it away to make distkernel "

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from distkernel.core.errors import UserError
+from distkernel.core.paths import plain_name
 from distkernel.target.kernel_install import InstallConf, read_install_conf, read_shell_vars
-
-LAYOUTS = ("plain", "grub", "bls", "uki")
 
 
 @cache
@@ -64,13 +63,18 @@ class Target:
         return self.root / rel
 
     def fmt(self, template: str, release: str) -> str:
+        """A layout path: its {release} and {token} are plain names (see core.paths)."""
+        if "{release}" in template:
+            plain_name(release, "kernel release")
+        if "{token}" in template:
+            plain_name(self.token, f"{self.root}/etc/kernel/entry-token (else etc/machine-id, os-release ID)")
         return template.format(boot=self.boot, esp=self.esp, token=self.token, release=release)
 
     def modules_dir(self, release: str) -> str:
-        return f"{self.modules_base}/{release}"
+        return f"{self.modules_base}/{plain_name(release, 'kernel release')}"
 
     def headers_dir(self, release: str) -> str:
-        return f"usr/src/linux-headers-{release}"
+        return f"usr/src/linux-headers-{plain_name(release, 'kernel release')}"
 
     def install_conf(self) -> InstallConf:
         return read_install_conf(self.root)
@@ -89,30 +93,6 @@ class Target:
 
     def pretty_name(self) -> str:
         return read_shell_vars(_os_release_path(self.root))[0].get("PRETTY_NAME", "Linux")
-
-    def choose_layout(self, requested: str | None) -> str:
-        if requested:
-            return _known_layout(requested, "--layout")
-        install_conf = self.install_conf()
-        conf = install_conf.get("layout")
-        if conf:
-            aliases: dict[str, str] = layouts_data()["aliases"]
-            if conf not in aliases:
-                raise UserError(
-                    f"{install_conf.where('layout')}: layout={conf} is not supported; "
-                    f"use one of: {', '.join(sorted(aliases))}"
-                )
-            return aliases[conf]
-        for rule in layouts_data()["detect"]:
-            if any((self.root / self.fmt(p, "")).exists() for p in rule["exists"]):
-                return str(rule["layout"])
-        return str(layouts_data()["fallback"])
-
-
-def _known_layout(name: str, where: str) -> str:
-    if name not in LAYOUTS:
-        raise UserError(f"{where}: unknown layout {name!r}; use one of: {', '.join(LAYOUTS)}")
-    return name
 
 
 def _is_esp(path: Path) -> bool:

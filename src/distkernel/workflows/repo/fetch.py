@@ -21,14 +21,13 @@ from distkernel.build.trust.signing import TrustedKey, check_signature
 from distkernel.core import cache
 from distkernel.core.arch import get_arch, known_arches
 from distkernel.core.errors import UserError
+from distkernel.core.paths import DOWNLOADS, SERIALS
 from distkernel.workflows.repo.index import INDEX, Entry, Index, parse_index
 
 MAX_INDEX = 16 << 20
 CHUNK = 1 << 20
 TIMEOUT = 60
-SERIALS = "repo-serials.json"
-ROOT_STATE = "var/lib/distkernel"
-ROOT_DOWNLOADS = "var/cache/distkernel/packages"  # like apt's /var/cache/apt/archives
+ROOT_DOWNLOADS = DOWNLOADS  # like apt's /var/cache/apt/archives
 
 
 def repo_url(source: str) -> str:
@@ -54,7 +53,7 @@ def _open(url: str) -> urllib.response.addinfourl:
 def serials_file(root: Path | None) -> Path:
     """Where the last serial seen per repo URL is remembered: in the root being
     installed into, else in the user's cache."""
-    return root / ROOT_STATE / SERIALS if root is not None else cache.cache_dir("repos") / SERIALS
+    return root / SERIALS if root is not None else cache.cache_dir("repos") / os.path.basename(SERIALS)
 
 
 def _check_serial(url: str, index: Index, digest: str, memory: Path) -> None:

@@ -1,118 +1,96 @@
 """Boot layouts: where a kernel's boot files go (per kernel), and the files that name
-the default one (shared: links, grub.cfg, loader.conf). Paths come from
-data/layouts.toml; each layout module only knows how to write its own formats."""
+the default one (shared: links, grub.cfg, loader.conf). A layout is one module here
+defining `LAYOUT = Layout(...)` (see base.py) plus its table in data/layouts.toml; the
+registry and the list of names are derived from the modules found."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import importlib
+import pkgutil
 
-from distkernel.core.cache import CHUNK, sha256_bytes
-from distkernel.target.install.state import KernelRecord, PlacedFile, State
+from distkernel.core.errors import UserError
+from distkernel.target.install.layouts.base import KernelFiles, Layout, Placement, Shared, spec
+from distkernel.target.install.state import State
 from distkernel.target.install.target import Target, layouts_data
-from distkernel.target.install.transaction import Transaction
+from distkernel.target.install.transaction import Transaction, owned_paths, refuse_foreign
+
+__all__ = [
+    "LAYOUTS",
+    "REGISTRY",
+    "KernelFiles",
+    "Layout",
+    "Placement",
+    "Shared",
+    "choose",
+    "get",
+    "place",
+    "refuse_foreign_files",
+    "spec",
+]
 
 
-@dataclass(frozen=True)
-class KernelFiles:
-    """A kernel's staged inputs to a layout."""
-
-    release: str
-    image: Path
-    initrd: Path | None
-    system_map: Path
-    config: Path
-    cmdline: str
-    arch: str
+def _discover() -> dict[str, Layout]:
+    found: dict[str, Layout] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name == "base":
+            continue
+        layout = importlib.import_module(f"{__name__}.{info.name}").LAYOUT
+        assert isinstance(layout, Layout) and layout.name == info.name, info.name
+        found[layout.name] = layout
+    return found
 
 
-@dataclass
-class Placement:
-    image: str = ""
-    initrd: str = ""
-    entry: str = ""
-    uki: str = ""
-    uki_signer: str = ""  # subject of the db certificate that signed the UKI; "" when unsigned
-    files: list[PlacedFile] = field(default_factory=list)
-    dirs: list[str] = field(default_factory=list)  # folders owned whole by this kernel
+REGISTRY = _discover()
+LAYOUTS = tuple(REGISTRY)
 
 
-@dataclass(frozen=True)
-class Shared:
-    """A file naming the default kernel: bytes or a symlink target. `owned` ones are
-    deleted when no kernel needs them; others (loader.conf) were the user's first."""
-
-    data: bytes | None = None
-    link: str | None = None
-    owned: bool = True
-
-
-def spec(layout: str) -> dict[str, Any]:
-    data = layouts_data()
-    own: dict[str, Any] = data[layout]
-    base = own.get("base")
-    return {**data[base], **own} if base else own
-
-
-def stage_file(tx: Transaction, src: Path, final: str, placement: Placement) -> None:
-    """Copy `src` to a staging name of `final`, hashing as it goes."""
-    staged = tx.stage(final)
-    h = hashlib.sha256()
-    with open(src, "rb") as i, open(staged, "wb") as o:
-        while chunk := i.read(CHUNK):
-            h.update(chunk)
-            o.write(chunk)
-    tx.put(staged, final)
-    placement.files.append(PlacedFile(final, sha256=h.hexdigest()))
-
-
-def stage_bytes(tx: Transaction, data: bytes, final: str) -> PlacedFile:
-    staged = tx.stage(final)
-    staged.write_bytes(data)
-    tx.put(staged, final)
-    return PlacedFile(final, sha256=sha256_bytes(data))
-
-
-def stage_link(tx: Transaction, target: str, final: str) -> PlacedFile:
-    staged = tx.stage(final)
-    os.symlink(target, staged)
-    tx.put(staged, final)
-    return PlacedFile(final, link=target)
-
-
-def on_partition(rel: str, partition: str) -> str:
-    """`rel` (root-relative) as a boot loader sees it from the top of `partition`."""
-    return "/" + os.path.relpath(rel, partition)
-
-
-def group_default(state: State, layouts: tuple[str, ...]) -> tuple[KernelRecord | None, KernelRecord | None]:
-    """The default and previous kernel among those of `layouts` (newest first)."""
-    mine = [k for k in state.ordered() if k.layout in layouts and k.bootable]
-    default = next((k for k in mine if k.release == state.default), mine[0] if mine else None)
-    previous = next((k for k in mine if k is not default), None)
-    return default, previous
-
-
-def _placers() -> dict[str, Callable[[Transaction, Target, KernelFiles], Placement]]:
-    from distkernel.target.install.layouts import bls, grub, plain, uki
-
-    return {"plain": plain.place, "grub": grub.place, "bls": bls.place, "uki": uki.place}
+def get(name: str) -> Layout:
+    """The layout called NAME (a recorded one: state.json names it)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown layout {name!r}; use one of: {', '.join(LAYOUTS)}") from None
 
 
 def place(layout: str, tx: Transaction, target: Target, files: KernelFiles) -> Placement:
-    return _placers()[layout](tx, target, files)
+    return get(layout).place(tx, target, files)
+
+
+def refuse_foreign_files(target: Target, layout: str, release: str, state: State) -> None:
+    """Before anything is written: every file LAYOUT would create or replace for RELEASE
+    is absent or distkernel's own (the transaction checks each write again)."""
+    owned = owned_paths(state)
+    for rel in get(layout).writes(target, release):
+        refuse_foreign(target.root, target.root / rel, rel, owned)
 
 
 def shared_files(target: Target, state: State) -> dict[str, Shared]:
     """Every shared file the layouts in use want, from the state after the change."""
-    from distkernel.target.install.layouts import bls, grub, plain
-
     out: dict[str, Shared] = {}
-    out.update(plain.shared(target, state))
-    out.update(grub.shared(target, state))
-    out.update(bls.shared(target, state))
+    for layout in REGISTRY.values():
+        out.update(layout.shared(target, state))
     return out
+
+
+def choose(target: Target, requested: str | None) -> str:
+    """--layout, else install.conf's `layout=`, else the first detection rule that
+    matches the root, else the fallback."""
+    if requested:
+        if requested not in REGISTRY:
+            raise UserError(f"--layout: unknown layout {requested!r}; use one of: {', '.join(LAYOUTS)}")
+        return requested
+    data = layouts_data()
+    install_conf = target.install_conf()
+    conf = install_conf.get("layout")
+    if conf:
+        aliases: dict[str, str] = data["aliases"]
+        if conf not in aliases:
+            raise UserError(
+                f"{install_conf.where('layout')}: layout={conf} is not supported; "
+                f"use one of: {', '.join(sorted(aliases))}"
+            )
+        return aliases[conf]
+    for rule in data["detect"]:
+        if any((target.root / target.fmt(p, "")).exists() for p in rule["exists"]):
+            return str(rule["layout"])
+    return str(data["fallback"])

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import os
 
-from distkernel.target.install.layouts import KernelFiles, Placement, Shared, group_default, plain, spec
+from distkernel.target.install.layouts import plain
+from distkernel.target.install.layouts.base import (
+    KernelFiles,
+    Layout,
+    Placement,
+    Shared,
+    boot_text,
+    group_default,
+    spec,
+)
 from distkernel.target.install.state import KernelRecord, State
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import Transaction
 
-HEADER = """\
-# Written by distkernel for the kernels it installed; rewritten on every install,
-# remove and rollback. Do not edit: use /etc/kernel/cmdline and `distkernel rollback`.
-set default=0
-set timeout={timeout}
-{insmod}
-"""
+HEADER = (
+    "# Written by distkernel for the kernels it installed; rewritten on every install,",
+    "# remove and rollback. Do not edit: use /etc/kernel/cmdline and `distkernel rollback`.",
+    "set default=0",
+)
 
 
 def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
@@ -24,6 +31,11 @@ def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
     p = plain.place(tx, target, files)
     p.entry = target.fmt(spec("grub")["config"], files.release)
     return p
+
+
+def writes(target: Target, release: str) -> list[str]:
+    ours = [] if has_mkconfig(target) else [target.fmt(spec("grub")["config"], release)]
+    return plain.writes(target, release) + ours
 
 
 def has_mkconfig(target: Target) -> str | None:
@@ -41,7 +53,7 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def menuentry(target: Target, k: KernelRecord) -> str:
+def menuentry(target: Target, k: KernelRecord) -> list[str]:
     image = grub_path(target, k.image)
     lines = [
         f"menuentry {_quote(f'{target.pretty_name()}, Linux {k.release}')} --id {_quote('distkernel-' + k.release)} {{",
@@ -51,19 +63,22 @@ def menuentry(target: Target, k: KernelRecord) -> str:
     if k.initrd:
         lines.append(f"\tinitrd {grub_path(target, k.initrd)}")
     lines.append("}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def render(target: Target, state: State) -> str:
+def render(target: Target, state: State) -> bytes:
     default, _ = group_default(state, ("grub",))
     kernels = [k for k in state.ordered() if k.layout == "grub"]
     kernels.sort(key=lambda k: k is not default)  # stable: default first, then newest first
     s = spec("grub")
-    insmod = "\n".join(f"insmod {m}" for m in s["insmod"])
-    return HEADER.format(timeout=s["timeout"], insmod=insmod) + "".join(menuentry(target, k) for k in kernels)
+    lines = [*HEADER, f"set timeout={s['timeout']}", *(f"insmod {m}" for m in s["insmod"])]
+    return boot_text(target.fmt(s["config"], ""), lines + [line for k in kernels for line in menuentry(target, k)])
 
 
 def shared(target: Target, state: State) -> dict[str, Shared]:
     if not any(k.layout == "grub" for k in state.kernels.values()) or has_mkconfig(target):
         return {}
-    return {target.fmt(spec("grub")["config"], ""): Shared(data=render(target, state).encode())}
+    return {target.fmt(spec("grub")["config"], ""): Shared(data=render(target, state))}
+
+
+LAYOUT = Layout("grub", place, writes, shared)

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import os
 
-from distkernel.target.install.layouts import KernelFiles, Placement, Shared, group_default, spec, stage_file
+from distkernel.target.install.layouts.base import (
+    KernelFiles,
+    Layout,
+    Placement,
+    Shared,
+    group_default,
+    spec,
+    stage_file,
+)
 from distkernel.target.install.state import State
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import Transaction
@@ -24,6 +32,12 @@ def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
     return p
 
 
+def writes(target: Target, release: str) -> list[str]:
+    s = spec("plain")
+    keys = ("image", "initrd", "system_map", "config", "default_link", "previous_link")
+    return [target.fmt(s[k], release) for k in keys]
+
+
 def shared(target: Target, state: State) -> dict[str, Shared]:
     s = spec("plain")
     default, previous = group_default(state, ("plain", "grub"))
@@ -33,3 +47,6 @@ def shared(target: Target, state: State) -> dict[str, Shared]:
             link = target.fmt(s[key], kernel.release)
             out[link] = Shared(link=os.path.relpath(kernel.image, os.path.dirname(link)))
     return out
+
+
+LAYOUT = Layout("plain", place, writes, shared)
