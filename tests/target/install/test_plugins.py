@@ -49,33 +49,60 @@ def test_hooks_run_chrooted_with_the_roots_view(pkg: Path, tmp_path: Path) -> No
     lines = (root / "record").read_text().splitlines()
     entry_dir = "/boot/0123456789abcdef0123456789abcdef/6.1.0-fake"
     image, initrd = f"{entry_dir}/linux", f"{entry_dir}/initrd"
+    kernel = "/usr/lib/modules/6.1.0-fake/vmlinuz"  # Debian's hooks never get the ESP's copy
     env = "layout=bls token=0123456789abcdef0123456789abcdef boot=/boot"
     assert lines == [
         f"p50 add 6.1.0-fake {entry_dir} {image} {initrd} {env}",
         f"p55 add 6.1.0-fake {entry_dir} {image} {initrd} {env}",
         f"p60 add 6.1.0-fake {entry_dir} {image} {initrd} {env}",
-        f"postinst 6.1.0-fake {image} {env}",
+        f"postinst 6.1.0-fake {kernel} {env}",
     ]
     assert inst.hooks[-1] == "/etc/kernel/postinst.d/zz-record"
     (root / "record").unlink()
     remove_kernel(root, "6.1.0-fake")
     lines = (root / "record").read_text().splitlines()
     assert lines[0].startswith(f"p50 remove 6.1.0-fake {entry_dir} layout=bls")
-    assert lines[-1].startswith(f"postrm 6.1.0-fake {image}")
+    assert lines[-1].startswith(f"postrm 6.1.0-fake {kernel}")
 
 
-def test_hooks_without_a_shell_in_the_root_run_here_with_distkernel_root(pkg: Path, tmp_path: Path) -> None:
+def test_hooks_of_a_root_without_a_shell_are_skipped_with_a_warning_never_run_here(pkg: Path, tmp_path: Path) -> None:
+    canary = tmp_path / "written-on-this-machine"
     root = make_root(tmp_path / "r")
-    write(root / "etc/kernel/postinst.d/record", '#!/bin/sh\necho "$DISTKERNEL_ROOT $*" > "$DISTKERNEL_ROOT/rec"\n')
-    install_package(pkg, root, layout="plain", initramfs="none")
-    assert (root / "rec").read_text() == f"{root} 6.1.0-fake /boot/vmlinuz-6.1.0-fake\n"
+    write(root / "etc/kernel/postinst.d/record", f"#!/bin/sh\ntouch {canary}\n")
+    write(root / "etc/kernel/install.d/50-record.install", f"#!/bin/sh\ntouch {canary}\n")
+    run = cli("install", pkg, "--root", root, "--layout", "plain", "--initramfs", "none", "--json")
+    assert run.code == 0, run.err
+    assert run.json()["hooks"] == []
+    warnings = [line for line in run.err.splitlines() if line.startswith("distkernel: warning: the hook ")]
+    assert len(warnings) == 2 and "/etc/kernel/postinst.d/record was not run" in run.err
+    assert "/etc/kernel/install.d/50-record.install was not run" in run.err and "no /bin/sh" in run.err
+    assert not canary.exists()
+
+
+def test_a_chrooted_hook_writing_an_absolute_path_writes_inside_the_root(pkg: Path, tmp_path: Path) -> None:
+    """The absolute path is the root's: the file appears there, never on this machine;
+    /tmp and /dev are the hook's own (private mounts), so nothing lands in the root's."""
+    canary = f"/distkernel-canary-{tmp_path.name}"
+    root = shell_root(tmp_path / "r")
+    for d in ("dev", "tmp", "proc"):
+        (root / d).mkdir()
+    for applet in ("touch", "ls"):
+        (root / "usr/bin" / applet).symlink_to("busybox")
+    hook = f"#!/bin/sh\ntouch {canary} /tmp/scratch\nls /dev/null /proc/self > /dev/null\n"
+    write(root / "etc/kernel/postinst.d/canary", hook)
+    inst = install_package(pkg, root, layout="plain", initramfs="none")
+    assert inst.hooks == ("/etc/kernel/postinst.d/canary",)
+    assert (root / canary.lstrip("/")).is_file()
+    assert not Path(canary).exists()
+    assert sorted(p.name for p in (root / "tmp").iterdir()) == []
+    assert sorted(p.name for p in (root / "dev").iterdir()) == []
 
 
 def test_failing_hook_is_a_tool_error_after_the_install(pkg: Path, tmp_path: Path) -> None:
     from distkernel.core.errors import ToolError
     from tests.target.install.helpers import consistent
 
-    root = make_root(tmp_path / "r")
+    root = shell_root(tmp_path / "r")
     write(root / "etc/kernel/install.d/10-fail.install", "#!/bin/sh\necho broken >&2\nexit 3\n")
     with pytest.raises(ToolError, match=r"10-fail\.install failed"):
         install_package(pkg, root, layout="plain", initramfs="none")
@@ -83,11 +110,12 @@ def test_failing_hook_is_a_tool_error_after_the_install(pkg: Path, tmp_path: Pat
 
 
 def test_unrunnable_hooks(pkg: Path, tmp_path: Path) -> None:
-    """Not executable: skipped, as kernel-install does; executable but no #!: one clear line."""
-    root = make_root(tmp_path / "r")
+    """Not executable: skipped, as kernel-install does; executable but its interpreter is
+    not in the root: one clear line."""
+    root = shell_root(tmp_path / "r")
     write(root / "etc/kernel/install.d/40-plain.install", "#!/bin/sh\nexit 1\n", mode=0o644)
     inst = install_package(pkg, root, initramfs="none")
     assert inst.hooks == ()
-    write(root / "etc/kernel/install.d/40-plain.install", "exit 0\n")
+    write(root / "etc/kernel/install.d/40-plain.install", "#!/bin/no-such-shell\nexit 0\n")
     run = cli("install", pkg, "--root", root, "--initramfs", "none")
     assert_user_facing_error(run, 3, "cannot run", "40-plain.install")
