@@ -18,7 +18,8 @@ from distkernel.target.install import load_state
 from tests.conftest import Built, cli
 from tests.target.install.helpers import make_root
 
-pytestmark = pytest.mark.kernel
+# The hooks run chrooted into the root, in namespaces of their own: that needs root.
+pytestmark = [pytest.mark.kernel, pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chroot")]
 
 # The packages whose hooks are under test, and what their hooks need to run in the root.
 HOOK_PACKAGES = ("systemd", "systemd-boot", "dracut", "dracut-core", "grub2-common", "dkms")

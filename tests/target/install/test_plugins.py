@@ -3,15 +3,18 @@ in order; exit 77 stops the plugin chain."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from distkernel.target.install import install_package, remove_kernel
 from tests.conftest import assert_user_facing_error, cli
-from tests.target.install.helpers import fake_package, make_root, shell_root
+from tests.target.install.helpers import consistent, fake_package, make_root, shell_root
 
 REC = "/record"
+# Chrooting into a root (in namespaces of its own) needs root privileges.
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="hooks of a root run chrooted, which needs root")
 PLUGIN = """#!/bin/sh
 echo "{name} $* layout=$KERNEL_INSTALL_LAYOUT token=$KERNEL_INSTALL_ENTRY_TOKEN boot=$KERNEL_INSTALL_BOOT_ROOT" >> {rec}
 exit {code}
@@ -42,6 +45,7 @@ def pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fake_package(tmp_path_factory.mktemp("pkg"))
 
 
+@needs_root
 def test_hooks_run_chrooted_with_the_roots_view(pkg: Path, tmp_path: Path) -> None:
     root = shell_root(tmp_path / "r")
     add_hooks(root, REC)
@@ -79,6 +83,7 @@ def test_hooks_of_a_root_without_a_shell_are_skipped_with_a_warning_never_run_he
     assert not canary.exists()
 
 
+@needs_root
 def test_a_chrooted_hook_writing_an_absolute_path_writes_inside_the_root(pkg: Path, tmp_path: Path) -> None:
     """The absolute path is the root's: the file appears there, never on this machine;
     /tmp and /dev are the hook's own (private mounts), so nothing lands in the root's."""
@@ -98,9 +103,9 @@ def test_a_chrooted_hook_writing_an_absolute_path_writes_inside_the_root(pkg: Pa
     assert sorted(p.name for p in (root / "dev").iterdir()) == []
 
 
+@needs_root
 def test_failing_hook_is_a_tool_error_after_the_install(pkg: Path, tmp_path: Path) -> None:
     from distkernel.core.errors import ToolError
-    from tests.target.install.helpers import consistent
 
     root = shell_root(tmp_path / "r")
     write(root / "etc/kernel/install.d/10-fail.install", "#!/bin/sh\necho broken >&2\nexit 3\n")
@@ -109,6 +114,7 @@ def test_failing_hook_is_a_tool_error_after_the_install(pkg: Path, tmp_path: Pat
     assert "6.1.0-fake" in consistent(root).kernels
 
 
+@needs_root
 def test_unrunnable_hooks(pkg: Path, tmp_path: Path) -> None:
     """Not executable: skipped, as kernel-install does; executable but its interpreter is
     not in the root: one clear line."""
@@ -119,3 +125,30 @@ def test_unrunnable_hooks(pkg: Path, tmp_path: Path) -> None:
     write(root / "etc/kernel/install.d/40-plain.install", "#!/bin/no-such-shell\nexit 0\n")
     run = cli("install", pkg, "--root", root, "--initramfs", "none")
     assert_user_facing_error(run, 3, "cannot run", "40-plain.install")
+
+
+@needs_root
+def test_debian_phases_get_debians_arguments_and_a_failing_preinst_cancels(pkg: Path, tmp_path: Path) -> None:
+    from distkernel.core.errors import ToolError
+
+    root = shell_root(tmp_path / "r")
+    rec = '#!/bin/sh\necho "{name} $* [$DEB_MAINT_PARAMS]" >> /record\n'
+    for phase in ("preinst", "postinst", "header_postinst", "prerm", "postrm"):
+        write(root / f"etc/kernel/{phase}.d/record", rec.format(name=phase))
+    install_package(pkg, root, layout="plain", initramfs="none")
+    remove_kernel(root, "6.1.0-fake")
+    image = "/boot/vmlinuz-6.1.0-fake"
+    assert (root / "record").read_text().splitlines() == [
+        f"preinst 6.1.0-fake {image} [install]",
+        f"postinst 6.1.0-fake {image} [configure]",
+        "header_postinst 6.1.0-fake [configure]",
+        f"prerm 6.1.0-fake {image} [remove]",
+        f"postrm 6.1.0-fake {image} [remove]",
+    ]
+    write(root / "etc/kernel/preinst.d/refuse", "#!/bin/sh\necho not today >&2\nexit 1\n")
+    with pytest.raises(
+        ToolError, match=r"kernel 6\.1\.0-fake was not installed: the hook /etc/kernel/preinst\.d/refuse"
+    ):
+        install_package(pkg, root, layout="plain", initramfs="none")
+    assert consistent(root).kernels == {}
+    assert not (root / image.lstrip("/")).exists()
