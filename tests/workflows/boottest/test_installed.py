@@ -43,6 +43,24 @@ def test_root_boot_loads_the_roots_external_modules(default_package: Built, tmp_
     assert_user_facing_error(run, 2, "9.9.9", f"installed: {release}")
 
 
+@pytest.mark.parametrize(("layout", "loader"), [("bls", "systemd-boot"), ("uki", "systemd-boot"), ("grub", "GRUB")])
+def test_root_boot_through_the_layouts_boot_loader(
+    default_package: Built, tmp_path: Path, layout: str, loader: str
+) -> None:
+    root = tmp_path / "root"
+    (root / "efi/EFI").mkdir(parents=True)  # the root's ESP
+    assert cli("install", default_package.package, "--root", root, "--layout", layout).code == 0
+    assert cli("modules", "add", DATA / "extmod" / "dkms", "--root", root).code == 0
+    before = sorted((p.relative_to(root), p.read_bytes()) for p in root.rglob("*") if p.is_file())
+    run = cli("test", "--root", root, "--firmware", "uefi", "--module", "dk_dkms", "--json", "--timeout", TIMEOUT)
+    assert run.code == 0, run.err
+    doc = run.json()
+    assert (doc["layout"], doc["boot"]) == (layout, f"OVMF + {loader}")
+    assert sorted((p.relative_to(root), p.read_bytes()) for p in root.rglob("*") if p.is_file()) == before
+    run = cli("test", "--root", root, "--firmware", "uefi", "--layout", "plain" if layout != "plain" else "bls")
+    assert_user_facing_error(run, 2, "--layout", f"installed with {layout}", "drop --layout")
+
+
 def _on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
     """Run ARGV with stderr on an 80-column pseudo-terminal: (status, stdout, the screen bytes)."""
     leader, follower = pty.openpty()

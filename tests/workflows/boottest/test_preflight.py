@@ -37,6 +37,8 @@ def package(out: Path, config: bytes = BOOTS, modules: tuple[str, ...] = ("hello
     members = [
         Member("kernel/vmlinuz", data=b"MZ not a kernel" * 64),
         Member("kernel/config", data=config),
+        Member("kernel/System.map", data=b"ffffffff81000000 T _text\n"),
+        Member("headers/.config", data=config),
         *(Member(f"modules/kernel/{m}.ko", data=b"\x7fELF fake") for m in modules),
     ]
     return write_package(out, meta, members)
@@ -79,3 +81,12 @@ def test_root_without_the_kernel_asked_for(tmp_path: Path) -> None:
     assert_user_facing_error(run, 2, "--root", "not a directory")
     run = cli("test")
     assert_user_facing_error(run, 2, "--root DIR")
+
+
+def test_a_plain_root_kernel_has_no_uefi_boot_loader(tmp_path: Path) -> None:
+    from distkernel.target.install import install_package
+
+    root = make_root(tmp_path / "r")
+    install_package(package(tmp_path / "p"), root, layout="plain", initramfs="none")
+    run = cli("test", "--root", root, "--firmware", "uefi")
+    assert_user_facing_error(run, 2, "--firmware uefi", "plain layout", "--firmware bios")

@@ -23,7 +23,7 @@ from distkernel.core.progress import Progress
 from distkernel.core.tools import require
 from distkernel.workflows.boottest import accel as accels
 from distkernel.workflows.boottest.console import FLAKY, classify
-from distkernel.workflows.boottest.installed import installed_kernel, prepare_installed
+from distkernel.workflows.boottest.installed import check_installed, installed_kernel, prepare_installed
 from distkernel.workflows.boottest.preflight import check_kernel, check_modules, installed_modules, package_config
 from distkernel.workflows.boottest.prepare import Prepared, prepare
 from distkernel.workflows.boottest.profile import QemuProfile, profile
@@ -192,20 +192,22 @@ def boot_installed(
 ) -> BootResult:
     """Boot the kernel RELEASE (default: the default one) installed in ROOT, with the
     root's own initramfs and modules (external ones too); the test init comes after."""
-    if opts.firmware != "bios" or opts.layout is not None:
-        raise UserError(
-            "--root: the installed kernel is started directly (--firmware bios, no --layout); "
-            "to test a layout's boot loader, test the package: distkernel test PKG --firmware uefi --layout ..."
-        )
-    check_options(opts)
+    check_options(dataclasses.replace(opts, layout=None))
     k = installed_kernel(root, release)
+    if opts.layout is not None and opts.layout != k.layout:
+        raise UserError(
+            f"--layout {opts.layout}: kernel {k.release} in {root} is installed with {k.layout}; drop --layout"
+        )
     prof = _profile(k.arch, opts.firmware)
+    check_installed(root, k, opts.firmware)
     modules = opts.modules or ()
     case = Case(root, k.package, k.release, k.arch, k.layout)
 
     def make(work: Path, init: str) -> Prepared:
         cmdline = prof.kernel_cmdline(opts.append)
-        return prepare_installed(root, k, prof, cmdline=cmdline, init=init, modules=modules, work=work)
+        return prepare_installed(
+            root, k, prof, firmware=opts.firmware, cmdline=cmdline, init=init, modules=modules, work=work
+        )
 
     check_modules(f"kernel {k.release} in {root}", modules, installed_modules(root / k.modules_dir), option="--module")
     return _boot(case, prof, modules, opts, make, on_attempt, progress)
