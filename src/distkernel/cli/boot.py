@@ -3,18 +3,53 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.progress import BarColumn, Progress, TextColumn
 
 from distkernel.cli import render
+from distkernel.core.errors import UserError
 from distkernel.target.install.layouts import LAYOUTS
-from distkernel.workflows.boottest import FIRMWARES, BootOptions, BootResult, boot_test
+from distkernel.workflows.boottest import FIRMWARES, BootOptions, BootResult, boot_installed, boot_test
 from distkernel.workflows.boottest.accel import ACCELS
 from distkernel.workflows.boottest.junit import write_junit
 from distkernel.workflows.boottest.result import Attempt
 
-PKG = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+class BootProgress:
+    """The boot's phase (firmware, loader, kernel, init, marker) and the seconds elapsed
+    out of the timeout, on one line of stderr; nothing when stderr is no terminal."""
+
+    def __init__(self, bar: Progress):
+        self.bar = bar
+        self.task: Any = None
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task(name, total=total)
+        self.bar.update(self.task, description=name, total=total)
+
+    def update(self, done: int, total: int | None = None) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=done, total=total)
+
+
+@contextmanager
+def boot_progress(enabled: bool) -> Iterator[BootProgress]:
+    bar = Progress(
+        TextColumn("boot: {task.description:<8}"),
+        BarColumn(),
+        TextColumn("{task.completed:>3.0f}/{task.total:.0f} s"),
+        console=render.err,
+        transient=True,
+        disable=not (enabled and render.err.is_terminal),
+    )
+    with bar:
+        yield BootProgress(bar)
 
 
 def _attempt_text(a: Attempt) -> str:
@@ -35,7 +70,12 @@ def result_line(r: BootResult) -> str:
 
 
 @click.command("test")
-@click.argument("package", type=PKG)
+@click.argument("target", metavar="PKG | --root DIR [RELEASE]", required=False)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Boot the kernel installed in this root (RELEASE, default: its default kernel).",
+)
 @click.option("--firmware", type=click.Choice(FIRMWARES), default="bios", show_default=True)
 @click.option(
     "--layout",
@@ -56,14 +96,15 @@ def result_line(r: BootResult) -> str:
     "--module",
     "modules",
     multiple=True,
-    help="A module the test init loads (repeatable) [default: the package's [test] modules].",
+    help="A module the test init loads (repeatable) [default: the package's [test] modules; none with --root].",
 )
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Where console logs are kept.")
 @click.option("--keep-logs", is_flag=True, help="Keep the console logs of a passing test too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
 def test(
-    package: Path,
+    target: str | None,
+    root: Path | None,
     firmware: str,
     layout: str | None,
     timeout: float,
@@ -76,8 +117,10 @@ def test(
     as_json: bool,
     junit: Path | None,
 ) -> None:
-    """Boot PACKAGE under qemu with a test init (uname -r, the test modules, a marker
-    unique to this run). Exit 0 pass, 1 the kernel failed, 3 qemu could not run."""
+    """Boot PKG under qemu, or with --root the kernel installed there, with a test init
+    (uname -r, the test modules, a marker unique to this run). Exit 0 pass, 1 the
+    kernel failed, 2 it cannot boot this way (checked before booting), 3 qemu or KVM
+    could not run."""
     opts = BootOptions(
         firmware=firmware,
         layout=layout,
@@ -94,7 +137,11 @@ def test(
         if not as_json and not a.passed and a.number <= retries:
             render.err.print(f"attempt {a.number}: {_attempt_text(a)}; retrying", markup=False)
 
-    result = boot_test(package, opts, on_attempt=progress)
+    with boot_progress(not as_json) as shown:
+        if root is not None:
+            result = boot_installed(root, target, opts, on_attempt=progress, progress=shown)
+        else:
+            result = boot_test(_package(target), opts, on_attempt=progress, progress=shown)
     if junit:
         write_junit(junit, [result])
     if as_json:
@@ -106,6 +153,15 @@ def test(
         if not result.passed:
             render.out.print(f"accel: {result.accel} ({result.accel_reason})", markup=False)
     sys.exit(result.exit_code)
+
+
+def _package(target: str | None) -> Path:
+    if target is None:
+        raise UserError("test: pass a package file (distkernel test PKG), or --root DIR [RELEASE]")
+    path = Path(target)
+    if not path.is_file():
+        raise UserError(f"{target}: no such package file; pass a .tar.zst file, or --root DIR [RELEASE]")
+    return path
 
 
 COMMANDS: list[click.Command] = [test]

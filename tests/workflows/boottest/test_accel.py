@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from distkernel.core.errors import ToolError
 from distkernel.workflows.boottest import accel
 from distkernel.workflows.boottest.profile import profile
 
@@ -69,8 +70,13 @@ def test_another_arch_never_gets_kvm(host: Path) -> None:
 
 
 def test_asked_for() -> None:
+    """tcg as asked; kvm as asked when it can run here, else an error, never a TCG boot."""
     assert accel.choose(profile("x86_64"), "tcg") == accel.Accel("tcg", "asked for")
-    assert accel.choose(profile("x86_64"), "kvm").name == "kvm"
+    if accel.kvm_problem(profile("x86_64")) is None:
+        assert accel.choose(profile("x86_64"), "kvm").name == "kvm"
+    else:
+        with pytest.raises(ToolError, match="--accel kvm: KVM cannot run this guest here"):
+            accel.choose(profile("x86_64"), "kvm")
 
 
 @pytest.mark.skipif(not os.path.exists("/sys/module/kvm_pvm"), reason="only on a kvm-pvm host")

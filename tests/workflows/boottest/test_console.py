@@ -137,3 +137,31 @@ def test_lines_are_split_across_chunks() -> None:
     assert s.feed(b"it\r\n\xffpartial") == ["Run /init"]
     assert s.flush() == ["\ufffdpartial"]
     assert s.flush() == []
+
+
+def test_boot_phases_from_console_lines() -> None:
+    from distkernel.workflows.boottest.console import phase_after
+
+    phase = "firmware"
+    seen = []
+    for line in [
+        'BdsDxe: loading Boot0001 "UEFI Misc Device" from PciRoot(0x0)',
+        'BdsDxe: starting Boot0001 "UEFI Misc Device" from PciRoot(0x0)',
+        "EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path",
+        "[    0.000000] Linux version 6.1.192 (gcc 12)",
+        "[    0.912000] Run /init as init process",
+        "Welcome to GRUB!",  # a later line never moves a phase back
+    ]:
+        phase = phase_after(phase, line)
+        seen.append(phase)
+    assert seen == ["loader", "loader", "kernel", "kernel", "init", "init"]
+    assert phase_after("firmware", "Linux version 6.1.0") == "kernel"  # a direct boot has no loader
+
+
+def test_an_initramfs_that_does_not_unpack_is_named() -> None:
+    lines = [
+        "Initramfs unpacking failed: invalid magic at start of compressed archive",
+        "Kernel panic - not syncing: No working init found.",
+    ]
+    v = classify(lines, "t", timed_out=False, qemu_status=1, qemu_err="")
+    assert (v.outcome, v.detail) == ("init failure", lines[0])

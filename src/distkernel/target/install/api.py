@@ -20,6 +20,7 @@ from distkernel.target.initramfs import InitramfsSpec, default_backend, make_ini
 from distkernel.target.install.changes import stage_removal, stage_shared
 from distkernel.target.install.layouts import KernelFiles, Placement, choose, place, refuse_foreign_files
 from distkernel.target.install.manage import run_after_commit
+from distkernel.target.install.plugins import run_hooks_before
 from distkernel.target.install.retention import to_prune
 from distkernel.target.install.state import KernelRecord, ModuleRecord, State, module_record, read_state
 from distkernel.target.install.target import Target
@@ -125,10 +126,12 @@ def install_package(
                 f"{root}: kernel {release} is already installed there, not by distkernel; "
                 "remove it with the tool that installed it, or build with another localversion"
             )
+        run_hooks_before(target, "add", release, chosen)
         with transaction(root, f"install {release}") as tx:
             record, new = _stage_install(tx, target, unpacked, chosen, backend, line, old)
             pruned = to_prune(new, keep, is_host=target.is_host)
             for gone in pruned:
+                run_hooks_before(target, "remove", gone, new.kernels[gone].layout)
                 stage_removal(tx, new.kernels[gone])
             new = dataclasses.replace(new, kernels={r: k for r, k in new.kernels.items() if r not in pruned})
             new = stage_shared(tx, target, old, new)

@@ -15,7 +15,7 @@ from distkernel.core.tools import run
 from distkernel.target.install.changes import check_root, stage_removal, stage_shared
 from distkernel.target.install.layouts import spec
 from distkernel.target.install.layouts.grub import has_mkconfig
-from distkernel.target.install.plugins import run_hooks
+from distkernel.target.install.plugins import run_hooks, run_hooks_before
 from distkernel.target.install.state import KernelRecord, State, read_state
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import checkpoint, recover_journal, root_lock, transaction
@@ -49,6 +49,8 @@ def _newest_bootable(state: State, before: int | None = None) -> str | None:
 
 
 def _commit_change(target: Target, what: str, old: State, new: State, removed: Sequence[KernelRecord] = ()) -> State:
+    for k in removed:
+        run_hooks_before(target, "remove", k.release, k.layout)
     with transaction(target.root, what) as tx:
         for k in removed:
             stage_removal(tx, k)

@@ -2,9 +2,10 @@
 the run; PASS only on that marker, every other ending classified from the console.
 
     boot_test(package, BootOptions(...)) -> BootResult
+    boot_installed(root, release | None, BootOptions(...)) -> BootResult
 """
 
 from distkernel.workflows.boottest.result import Attempt, BootResult
-from distkernel.workflows.boottest.run import FIRMWARES, LAYOUTS, BootOptions, boot_test
+from distkernel.workflows.boottest.run import FIRMWARES, LAYOUTS, BootOptions, boot_installed, boot_test
 
-__all__ = ["FIRMWARES", "LAYOUTS", "Attempt", "BootOptions", "BootResult", "boot_test"]
+__all__ = ["FIRMWARES", "LAYOUTS", "Attempt", "BootOptions", "BootResult", "boot_installed", "boot_test"]

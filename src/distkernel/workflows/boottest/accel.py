@@ -17,6 +17,7 @@ from pathlib import Path
 
 from distkernel.core import cache
 from distkernel.core.arch import get_arch
+from distkernel.core.errors import ToolError
 from distkernel.workflows.boottest.profile import QemuProfile, kvm_broken_modules
 
 ACCELS = ("auto", "kvm", "tcg")
@@ -83,7 +84,10 @@ def kvm_problem(prof: QemuProfile) -> str | None:
 def choose(prof: QemuProfile, wanted: str = "auto") -> Accel:
     if wanted == "tcg":
         return Accel("tcg", "asked for")
-    if wanted == "kvm":
+    if wanted == "kvm":  # asked for: a host that cannot is an error, never a quiet TCG boot
+        problem = kvm_problem(prof)
+        if problem:
+            raise ToolError(f"--accel kvm: KVM cannot run this guest here: {problem}; use --accel auto or tcg")
         return Accel("kvm", "asked for")
     problem = kvm_problem(prof)
     if problem:

@@ -23,6 +23,16 @@ OOPS_RE = re.compile(
     r"(?:kernel BUG at .*|BUG: .*|Oops: .*|WARNING: CPU: .*|general protection fault.*|Unable to handle kernel .*)"
 )
 KERNEL_START_RE = re.compile(r"Linux version \d")
+INITRAMFS_RE = re.compile(r"Initramfs unpacking failed: .*")
+# Where a boot is, from its console lines, for progress: each phase begins at the first
+# line matching its pattern; a boot starts in "firmware" and ends at "marker".
+FIRMWARE = "firmware"
+PHASES = (
+    ("loader", re.compile(r"BdsDxe: (?:loading|starting) Boot|Welcome to GRUB")),
+    ("kernel", re.compile(r"Linux version \d|EFI stub: ")),
+    ("init", re.compile(r"Run \S+ as init process")),
+)
+MARKER_PHASE = "marker"
 # Kernel lines may carry a printk timestamp; firmware and boot loaders draw with ANSI
 # escapes. Neither belongs in a detail.
 TIMESTAMP_RE = re.compile(r"^\[\s*\d+\.\d+\]\s?")
@@ -61,6 +71,15 @@ def is_panic(line: str) -> bool:
     return PANIC_RE.search(line) is not None
 
 
+def phase_after(current: str, line: str) -> str:
+    """The boot phase once LINE is seen (phases only move forward)."""
+    order = [FIRMWARE, *(name for name, _ in PHASES), MARKER_PHASE]
+    for name, pattern in PHASES:
+        if order.index(name) > order.index(current) and pattern.search(line):
+            current = name
+    return current
+
+
 @dataclass(frozen=True)
 class Verdict:
     outcome: str
@@ -77,6 +96,9 @@ def classify(lines: list[str], token: str, *, timed_out: bool, qemu_status: int 
             passed = True
             break
         seen.append(clean(line))
+    for line in seen:  # the root's initramfs did not unpack: what follows is its consequence
+        if m := INITRAMFS_RE.search(line):
+            return Verdict(INIT, m.group(0))
     for line in seen:
         if m := PANIC_RE.search(line):
             return Verdict(PANIC, m.group(0))

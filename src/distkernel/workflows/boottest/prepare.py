@@ -42,10 +42,6 @@ class Prepared:
         return prof.direct_argv(accel, self.kernel, self.initrd, self.cmdline)
 
 
-def _norm(module: str) -> str:
-    return module.replace("-", "_")
-
-
 def _extract(package: Path, names: dict[str, Path]) -> None:
     """Stream the named payload files of the package out, in one pass."""
     left = dict(names)
@@ -82,6 +78,26 @@ def _rebuild_uki(
     shutil.copyfile(built / "uki.efi", uki)
 
 
+def test_initramfs(
+    release: str, modules_dir: Path, config: Path, modules: tuple[str, ...], init: str, root: Path, work: Path
+) -> Path:
+    """The builtin initramfs with the test init and MODULES (checked before: all there)."""
+    spec = InitramfsSpec(release, modules_dir, kernel_config=config, modules=modules, cmdline_root=False, init=init)
+    initrd = make_initramfs("builtin", spec, work / "test-initrd.img", root=root).path
+    assert initrd is not None
+    return initrd
+
+
+def direct_boot(
+    prof: QemuProfile, image: Path, config: Path, initrd: Path, cmdline: str, work: Path, start: float
+) -> Prepared:
+    """The kernel started by qemu itself: through PVH when its ELF has the note."""
+    pvh = None
+    if prof.pvh and read_config(config).get("CONFIG_PVH") == "y":
+        pvh = extract_pvh_kernel(image, work / "vmlinux")
+    return Prepared("pvh" if pvh else "bzImage", pvh or image, initrd, cmdline, None, time.monotonic() - start)
+
+
 def prepare(
     package: Path,
     meta: Metadata,
@@ -101,23 +117,9 @@ def prepare(
     root.mkdir(exist_ok=True)
     inst = install_package(package, root, layout=layout, initramfs="builtin", cmdline=cmdline)
     config = inst.headers_dir / ".config"
-    shipped = {_norm(m) for m in meta.modules}
-    spec = InitramfsSpec(
-        release=meta.kernel_release,
-        modules_dir=inst.modules_dir,
-        kernel_config=config,
-        modules=tuple(m for m in modules if _norm(m) in shipped),  # unknown ones fail in the init, by name
-        cmdline_root=False,
-        init=init,
-    )
-    initrd = make_initramfs("builtin", spec, work / "test-initrd.img", root=root).path
-    assert initrd is not None
+    initrd = test_initramfs(meta.kernel_release, inst.modules_dir, config, modules, init, root, work)
     if firmware == "bios":
-        pvh = None
-        if prof.pvh and read_config(config).get("CONFIG_PVH") == "y":
-            pvh = extract_pvh_kernel(inst.image, work / "vmlinux")
-        kernel = pvh or inst.image
-        return Prepared("pvh" if pvh else "bzImage", kernel, initrd, cmdline, None, time.monotonic() - start)
+        return direct_boot(prof, inst.image, config, initrd, cmdline, work, start)
     assert prof.uefi is not None
     target = Target.probe(root)
     if layout == "uki":

@@ -12,8 +12,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from distkernel.core.progress import Progress
 from distkernel.core.tools import require
-from distkernel.workflows.boottest.console import KERNEL_START_RE, LineSplitter, is_marker, is_panic
+from distkernel.workflows.boottest.console import (
+    FIRMWARE,
+    KERNEL_START_RE,
+    MARKER_PHASE,
+    LineSplitter,
+    is_marker,
+    is_panic,
+    phase_after,
+)
 
 # After the marker the init powers off at once; after a panic the trace follows. Either
 # way qemu normally exits by itself; this is how long we wait before stopping it.
@@ -38,9 +47,16 @@ def run_qemu(
     timeout: float,
     console_log: Path,
     first_line_deadline: float | None = None,
+    progress: Progress | None = None,
 ) -> QemuRun:
+    """PROGRESS gets a stage per boot phase (console.PHASES) and the elapsed seconds,
+    both out of TIMEOUT."""
     require(argv[0])
     start = time.monotonic()
+    phase = FIRMWARE
+    total = max(1, round(timeout))
+    if progress is not None:
+        progress.stage(phase, total)
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     sel = selectors.DefaultSelector()
@@ -63,6 +79,8 @@ def run_qemu(
             if now >= stop_at:
                 timed_out = marker_s is None
                 break
+            if progress is not None:
+                progress.update(int(now - start), total)
             for key, _ in sel.select(timeout=min(0.2, stop_at - now)):
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
@@ -76,6 +94,10 @@ def run_qemu(
                 for line in splitter.feed(chunk):
                     lines.append(line)
                     kernel_started = kernel_started or KERNEL_START_RE.search(line) is not None
+                    was, phase = phase, MARKER_PHASE if is_marker(line, token) else phase_after(phase, line)
+                    if progress is not None and phase != was:
+                        progress.stage(phase, total)
+                        progress.update(int(time.monotonic() - start), total)
                     if marker_s is None and is_marker(line, token):
                         marker_s = time.monotonic() - start
                         stop_at = min(stop_at, time.monotonic() + GRACE_S)

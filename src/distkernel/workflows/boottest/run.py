@@ -1,4 +1,5 @@
-"""A boot test: prepare once, then boot until the marker or a failure that is not
+"""A boot test of a package, or of a kernel installed in a root: check what can be known
+before booting, prepare once, then boot until the marker or a failure that is not
 worth retrying; every attempt is reported. Console logs go to a folder of their own,
 kept when the test fails (or when asked), removed when it passes."""
 
@@ -17,10 +18,13 @@ from pathlib import Path
 from distkernel.build.package.format import Metadata
 from distkernel.build.package.reader import read_metadata
 from distkernel.core import cache
-from distkernel.core.errors import UserError
+from distkernel.core.errors import ToolError, UserError
+from distkernel.core.progress import Progress
 from distkernel.core.tools import require
 from distkernel.workflows.boottest import accel as accels
 from distkernel.workflows.boottest.console import FLAKY, classify
+from distkernel.workflows.boottest.installed import check_installed, installed_kernel, prepare_installed
+from distkernel.workflows.boottest.preflight import check_kernel, check_modules, installed_modules, package_config
 from distkernel.workflows.boottest.prepare import Prepared, prepare
 from distkernel.workflows.boottest.profile import QemuProfile, profile
 from distkernel.workflows.boottest.qemu import run_qemu
@@ -90,7 +94,15 @@ def scratch_dir() -> Path | None:
 
 
 def _attempt(
-    prof: QemuProfile, ready: Prepared, accel: str, token: str, opts: BootOptions, logs: Path, n: int, work: Path
+    prof: QemuProfile,
+    ready: Prepared,
+    accel: str,
+    token: str,
+    opts: BootOptions,
+    logs: Path,
+    n: int,
+    work: Path,
+    progress: Progress | None,
 ) -> tuple[Attempt, bool]:
     """One qemu run; the bool says KVM hung before the kernel's first line."""
     vars_copy = None
@@ -105,49 +117,135 @@ def _attempt(
         timeout=opts.timeout,
         console_log=log,
         first_line_deadline=accels.KVM_FIRST_LINE_S if accel == "kvm" else None,
+        progress=progress,
     )
     verdict = classify(ran.lines, token, timed_out=ran.timed_out, qemu_status=ran.status, qemu_err=ran.stderr)
     return Attempt(n, verdict.outcome, verdict.detail, accel, ran.seconds, ran.marker_s, log, ran.status), ran.kvm_hung
 
 
-def boot_test(package: Path, opts: BootOptions, *, on_attempt: Callable[[Attempt], None] | None = None) -> BootResult:
-    layout = check_options(opts)
-    meta = read_metadata(package)
-    prof = profile(meta.arch)
-    if opts.firmware == "uefi":
+def _profile(arch: str, firmware: str) -> QemuProfile:
+    prof = profile(arch)
+    if firmware == "uefi":
         if prof.uefi is None:
-            raise UserError(f"--firmware uefi: no UEFI firmware known for {meta.arch} in data/qemu.toml")
+            raise UserError(f"--firmware uefi: no UEFI firmware known for {arch} in data/qemu.toml")
         need_file(prof.uefi.code, prof.uefi.firmware_package)
         need_file(prof.uefi.vars, prof.uefi.firmware_package)
     require(prof.binary)
-    modules = opts.modules if opts.modules is not None else package_test_modules(package, meta)
+    return prof
+
+
+@dataclass(frozen=True)
+class Case:
+    """What is booted: a package file, or a root's installed kernel."""
+
+    source: Path
+    name: str
+    release: str
+    arch: str
+    layout: str
+
+
+def boot_test(
+    package: Path,
+    opts: BootOptions,
+    *,
+    on_attempt: Callable[[Attempt], None] | None = None,
+    progress: Progress | None = None,
+) -> BootResult:
+    """Boot PACKAGE installed into a scratch root with the chosen layout."""
+    layout = check_options(opts)
+    meta = read_metadata(package)
+    prof = _profile(meta.arch, opts.firmware)
+    check_kernel(str(package), package_config(package), opts.firmware)
+    if opts.modules is not None:
+        modules = opts.modules
+        check_modules(str(package), modules, meta.modules, option="--module")
+    else:
+        modules = package_test_modules(package, meta)
+        check_modules(str(package), modules, meta.modules, option="metadata test.modules")
+    case = Case(package, meta.name, meta.kernel_release, meta.arch, layout)
+
+    def make(work: Path, init: str) -> Prepared:
+        cmdline = prof.kernel_cmdline(opts.append)
+        return prepare(
+            package,
+            meta,
+            prof,
+            firmware=opts.firmware,
+            layout=layout,
+            cmdline=cmdline,
+            init=init,
+            modules=modules,
+            work=work,
+        )
+
+    return _boot(case, prof, modules, opts, make, on_attempt, progress)
+
+
+def boot_installed(
+    root: Path,
+    release: str | None,
+    opts: BootOptions,
+    *,
+    on_attempt: Callable[[Attempt], None] | None = None,
+    progress: Progress | None = None,
+) -> BootResult:
+    """Boot the kernel RELEASE (default: the default one) installed in ROOT, with the
+    root's own initramfs and modules (external ones too); the test init comes after."""
+    check_options(dataclasses.replace(opts, layout=None))
+    k = installed_kernel(root, release)
+    if opts.layout is not None and opts.layout != k.layout:
+        raise UserError(
+            f"--layout {opts.layout}: kernel {k.release} in {root} is installed with {k.layout}; drop --layout"
+        )
+    prof = _profile(k.arch, opts.firmware)
+    check_installed(root, k, opts.firmware)
+    modules = opts.modules or ()
+    case = Case(root, k.package, k.release, k.arch, k.layout)
+
+    def make(work: Path, init: str) -> Prepared:
+        cmdline = prof.kernel_cmdline(opts.append)
+        return prepare_installed(
+            root, k, prof, firmware=opts.firmware, cmdline=cmdline, init=init, modules=modules, work=work
+        )
+
+    check_modules(f"kernel {k.release} in {root}", modules, installed_modules(root / k.modules_dir), option="--module")
+    return _boot(case, prof, modules, opts, make, on_attempt, progress)
+
+
+def _boot(
+    case: Case,
+    prof: QemuProfile,
+    modules: tuple[str, ...],
+    opts: BootOptions,
+    make: Callable[[Path, str], Prepared],
+    on_attempt: Callable[[Attempt], None] | None,
+    progress: Progress | None,
+) -> BootResult:
+    chosen = accels.choose(prof, opts.accel)
     token = secrets.token_hex(8)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_name = f"{meta.name}-{opts.firmware}-{layout}-{stamp}-{token[:6]}"
+    run_name = f"{case.name}-{opts.firmware}-{case.layout}-{stamp}-{token[:6]}"
     logs = (opts.log_dir or cache.cache_dir("boottest", "logs")) / run_name
     logs.mkdir(parents=True, exist_ok=True)
-    chosen = accels.choose(prof, opts.accel)
     attempts: list[Attempt] = []
     try:
         with tempfile.TemporaryDirectory(prefix="distkernel-test-", dir=scratch_dir()) as tmp:
             work = Path(tmp)
-            ready = prepare(
-                package,
-                meta,
-                prof,
-                firmware=opts.firmware,
-                layout=layout,
-                cmdline=prof.kernel_cmdline(opts.append),
-                init=opts.init if opts.init is not None else init_script(meta.kernel_release, modules, token),
-                modules=modules,
-                work=work,
-            )
+            init = opts.init if opts.init is not None else init_script(case.release, modules, token)
+            ready = make(work, init)
             while len(attempts) <= opts.retries:
-                attempt, hung = _attempt(prof, ready, chosen.name, token, opts, logs, len(attempts) + 1, work)
-                if hung:  # never a timeout: remember, and boot the same attempt under TCG
+                n = len(attempts) + 1
+                attempt, hung = _attempt(prof, ready, chosen.name, token, opts, logs, n, work, progress)
+                if hung:
                     problem = f"no kernel output within {accels.KVM_FIRST_LINE_S:.0f} s under KVM"
                     accels.remember_kvm_hang(problem)
-                    chosen = accels.Accel("tcg", f"KVM unusable: {problem}")
+                    if opts.accel == "kvm":  # asked for: never a quiet TCG pass
+                        raise ToolError(
+                            f"--accel kvm: KVM hangs guests on this host ({problem}); use --accel auto or tcg",
+                            log=attempt.console_log,
+                        )
+                    chosen = accels.Accel("tcg", f"KVM unusable: {problem}")  # the same attempt under TCG
                     continue
                 attempts.append(attempt)
                 if on_attempt:
@@ -161,12 +259,12 @@ def boot_test(package: Path, opts: BootOptions, *, on_attempt: Callable[[Attempt
     if passed and not opts.keep_logs:
         attempts = [dataclasses.replace(a, console_log=None) for a in attempts]
     return BootResult(
-        package=package,
-        name=meta.name,
-        release=meta.kernel_release,
-        arch=meta.arch,
+        package=case.source,
+        name=case.name,
+        release=case.release,
+        arch=case.arch,
         firmware=opts.firmware,
-        layout=layout,
+        layout=case.layout,
         boot=ready.boot,
         accel=chosen.name,
         accel_reason=chosen.reason,
