@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from distkernel.build.package.format import Metadata
+from distkernel.build.package.reader import read_metadata
 from distkernel.build.package.writer import Member, write_package
 from distkernel.build.trust.keys import PACKAGE_KEY, PACKAGE_PUB, KeySet
 from distkernel.build.trust.signing import signer
@@ -79,7 +79,7 @@ def test_sign_refuses_a_corrupt_package_and_leaves_it_alone(tmp_path: Path, keys
 def hostile(dest: Path, key: Path, **fields: str) -> Path:
     """A signed package whose metadata holds FIELDS (written under a plain name)."""
     plain = tiny_package(dest / "plain", key=key)
-    meta = Metadata(**{**_meta_of(plain), **fields})
+    meta = dataclasses.replace(read_metadata(plain), **fields)
     members = [
         Member("kernel/vmlinuz", data=b"MZ fake image"),
         Member("kernel/config", data=b"CONFIG_MODULES=y\n"),
@@ -94,12 +94,6 @@ def hostile(dest: Path, key: Path, **fields: str) -> Path:
     final = dest / "hostile.tar.zst"
     made.rename(final)
     return final
-
-
-def _meta_of(pkg: Path) -> dict[str, object]:
-    from distkernel.build.package.reader import read_metadata
-
-    return dataclasses.asdict(read_metadata(pkg))
 
 
 @pytest.mark.parametrize(
