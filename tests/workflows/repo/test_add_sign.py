@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_sign_refuses_a_corrupt_package_and_leaves_it_alone(tmp_path: Path, keys
     assert_user_facing_error(cli("sign", good, "--key", keys.path(PACKAGE_PUB)), 2, "package.pub")
 
 
-def hostile(dest: Path, key: Path, **fields: str) -> Path:
+def hostile(dest: Path, key: Path, **fields: Any) -> Path:
     """A signed package whose metadata holds FIELDS (written under a plain name)."""
     plain = tiny_package(dest / "plain", key=key)
     meta = dataclasses.replace(read_metadata(plain), **fields)
@@ -101,7 +102,7 @@ def hostile(dest: Path, key: Path, **fields: str) -> Path:
     [{"kernel_release": "x/../../../escaped"}, {"name": "tiny-x/../.."}, {"variant": "../../v"}],
     ids=["release", "name", "variant"],
 )
-def test_add_refuses_names_that_would_leave_packages(tmp_path: Path, keys: KeySet, fields: dict[str, str]) -> None:
+def test_add_refuses_names_that_would_leave_packages(tmp_path: Path, keys: KeySet, fields: dict[str, Any]) -> None:
     repo = new_repo(tmp_path / "r", keys)
     pkg = hostile(tmp_path, keys.path(PACKAGE_KEY), **fields)
     before_repo, before_tmp = snapshot(repo), sorted(p.name for p in (tmp_path / "r").iterdir())
