@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,9 +31,9 @@ def repo(tmp_path: Path, keys: KeySet) -> Path:
     return repo
 
 
-@pytest.fixture
-def url(repo: Path) -> Iterator[str]:
-    """`distkernel repo serve` on a free port, for real."""
+@contextlib.contextmanager
+def served(repo: Path) -> Iterator[str]:
+    """`distkernel repo serve` on a free port of 127.0.0.1, for real; its URL."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "distkernel", "repo", "serve", str(repo), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -47,3 +48,9 @@ def url(repo: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def url(repo: Path) -> Iterator[str]:
+    with served(repo) as where:
+        yield where
