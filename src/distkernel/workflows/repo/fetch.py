@@ -5,6 +5,7 @@ Never a fallback: no other variant, no other arch, no build."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -163,7 +164,8 @@ def resolve_package(name_spec: str, url: str, arch: str, variant: str, dest: Pat
         part.unlink(missing_ok=True)
         if not done:
             for folder in reversed(created):
-                folder.rmdir()
+                with contextlib.suppress(OSError):  # not empty: someone else wrote there meanwhile
+                    folder.rmdir()
     return final
 
 
