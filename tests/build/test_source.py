@@ -144,11 +144,11 @@ def test_a_stalled_source_url_is_refused_at_the_deadline(
 ) -> None:
     from tests.workflows.repo.slow import SlowServer
 
-    monkeypatch.setenv("DISTKERNEL_DOWNLOAD_DEADLINE", "3")
+    monkeypatch.setenv("DISTKERNEL_DOWNLOAD_DEADLINE", "8")
     with SlowServer(fake_tarball.parent, {fake_tarball.name: "body"}) as server:
         r = load_recipe(recipe_for(tmp_path, f"url:{server.url}{fake_tarball.name}", sha256_file(fake_tarball)))
         with pytest.raises(
-            UserError, match=r"r.toml:3: kernel.source: http://127.0.0.1:\d+/.*: not downloaded within 3 s"
+            UserError, match=r"r.toml:3: kernel.source: http://127.0.0.1:\d+/.*: not downloaded within 8 s"
         ):
             prepare_source(r)
     assert not any((tmp_path / "cache" / "downloads").iterdir())

@@ -129,9 +129,12 @@ def download_to(url: str, sink: BinaryIO, *, limit: int, deadline: float, hint: 
     except urllib.error.HTTPError as e:
         raise UserError(f"{where}cannot download {url}: HTTP {e.code} {e.reason}; {hint}") from None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
-        if not watch.expired:
-            reason = getattr(e, "reason", e)
+        reason = getattr(e, "reason", e)
+        # A socket timeout is the deadline too: every socket waits at most that long.
+        timed_out = isinstance(reason, TimeoutError) or isinstance(e, TimeoutError)
+        if not (watch.expired or timed_out):
             raise UserError(f"{where}cannot download {url}: {reason}; {hint}") from None
+        watch.expired = True
     finally:
         watch.stop()
     if watch.expired:
