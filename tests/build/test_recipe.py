@@ -115,6 +115,8 @@ def load_error(path: Path) -> str:
         (('["a.config"]', '["../outside.config"]'), "config.fragments: '../outside.config' leaves the recipe's folder"),
         (('["a.config"]', '["sub/../../outside.config"]'), "leaves the recipe's folder"),
         (('["a.config"]', '["secret"]'), "config.fragments: 'secret' is not a .config file"),
+        (('arch = "x86_64"', 'arch = "x86_64"\npatches = ["../x.patch"]'), "kernel.patches: '../x.patch' leaves"),
+        (('base = "tinyconfig"', 'base = "file:../outside.config"'), "config.base: file: leaves the recipe's folder"),
         (('"debian:linux-source-6.1"', '"dir:/"'), "kernel.source: dir:/ is a system folder"),
         (('"debian:linux-source-6.1"', '"dir:/etc"'), "kernel.source: dir:/etc is a system folder"),
         (('"debian:linux-source-6.1"', '"dir:/proc/self"'), "is a system folder"),
