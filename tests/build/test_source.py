@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from distkernel.build.recipe import load_recipe
-from distkernel.build.source import prepare_source, read_version, source_key
+from distkernel.build.source import STAMP, prepare_source, read_version, source_key
 from distkernel.core.cache import sha256_file
 from distkernel.core.errors import UserError
 
@@ -111,3 +111,53 @@ def test_a_url_that_is_no_url_is_one_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"r.toml:3: kernel.source: cannot download kernel.tar.xz: unknown url type"):
         prepare_source(r)
     assert not any((tmp_path / "cache" / "downloads").iterdir())
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "{not json",
+        "[]",
+        '{"tree": "../../..", "key": "K", "date": 1, "origin": "x"}',
+        '{"tree": "linux", "key": "another", "date": 1, "origin": "x"}',
+        '{"tree": "gone", "key": "K", "date": 1, "origin": "x"}',
+        "",
+    ],
+    ids=["not-json", "list", "tree-escapes", "other-key", "no-tree", "empty"],
+)
+def test_a_damaged_source_stamp_is_rebuilt_under_the_lock(tmp_path: Path, fake_tarball: Path, damage: str) -> None:
+    (tmp_path / "fix.patch").write_text(PATCH_OK)
+    sha = sha256_file(fake_tarball)
+    r = load_recipe(recipe_for(tmp_path, f"tarball:{fake_tarball}", sha, ("fix.patch",)))
+    patched = prepare_source(r)
+    pristine_entry = tmp_path / "cache" / "src" / sha
+    for entry in (pristine_entry, patched.path.parent):  # the extracted and the patched tree
+        (entry / STAMP).write_text(damage.replace('"K"', f'"{entry.name}"'))
+        again = prepare_source(r)
+        assert again == patched
+        assert "return 1;" in (again.path / "init/main.c").read_text()
+    assert sorted(p.name for p in (tmp_path / "cache" / "src").iterdir()) == sorted([sha, source_key(r)])
+
+
+def test_a_stalled_source_url_is_refused_at_the_deadline(
+    tmp_path: Path, fake_tarball: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.workflows.repo.slow import SlowServer
+
+    monkeypatch.setenv("DISTKERNEL_DOWNLOAD_DEADLINE", "8")
+    with SlowServer(fake_tarball.parent, {fake_tarball.name: "body"}) as server:
+        r = load_recipe(recipe_for(tmp_path, f"url:{server.url}{fake_tarball.name}", sha256_file(fake_tarball)))
+        with pytest.raises(
+            UserError, match=r"r.toml:3: kernel.source: http://127.0.0.1:\d+/.*: not downloaded within 8 s"
+        ):
+            prepare_source(r)
+    assert not any((tmp_path / "cache" / "downloads").iterdir())
+
+
+def test_a_source_url_is_downloaded_checked_and_kept(tmp_path: Path, fake_tarball: Path) -> None:
+    from tests.workflows.repo.slow import SlowServer
+
+    with SlowServer(fake_tarball.parent, {}) as server:
+        r = load_recipe(recipe_for(tmp_path, f"url:{server.url}{fake_tarball.name}", sha256_file(fake_tarball)))
+        assert prepare_source(r).version == "6.1.7"
+    assert [p.name for p in (tmp_path / "cache" / "downloads").iterdir()] == [sha256_file(fake_tarball)]

@@ -108,3 +108,28 @@ def test_corrupt_package(tmp_path: Path) -> None:
     junk.write_bytes(b"\x28\xb5\x2f\xfd garbage")
     assert_user_facing_error(cli("inspect", junk), 2, "not a readable distkernel package")
     assert_user_facing_error(cli("verify", junk), 2, "not a readable distkernel package")
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (
+            ('name = "bad"', 'name = "bad"\nlocalversion = "-x\\nCONFIG_MODULES=n"'),
+            "kernel.localversion: holds a newline",
+        ),
+        (('"debian:linux-source-6.1"', '"dir:/"'), "kernel.source: dir:/ is a system folder"),
+        (("strict = true", "strict = true\n[test]\nmodules = " + "[" * 5000 + "]" * 5000), "nested too deeply"),
+        (('name = "bad"', f'name = "{"n" * 100_000}"'), "a value of 100000 characters"),
+        (('"boot.config"', '"../../etc/passwd.config"'), "config.fragments: '../../etc/passwd.config' leaves"),
+    ],
+    ids=["localversion-newline", "dir-root", "nesting", "long-name", "fragment-escape"],
+)
+def test_hostile_recipe_is_one_line_before_any_work(tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
+    path = recipe(tmp_path)
+    path.write_text(path.read_text().replace(*edit))
+    for command in (("config", path), ("build", path, "--out", tmp_path / "out")):
+        run = cli(*command, env=env_with(DISTKERNEL_CACHE=str(tmp_path / "cache")))
+        assert_user_facing_error(run, 2, needle)
+        assert len(run.err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "cache" / "src").exists()

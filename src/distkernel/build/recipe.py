@@ -3,7 +3,9 @@ adding a key is adding a field. Every error names the file, the key and the line
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -15,13 +17,34 @@ from distkernel.core.arch import known_arches
 from distkernel.core.cache import sha256_bytes
 from distkernel.core.errors import UserError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-SYMBOL_RE = re.compile(r"^(CONFIG_)?[A-Za-z0-9_]+$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SYMBOL_RE = re.compile(r"^(CONFIG_)?[A-Za-z0-9_]{1,128}$")
 SOURCE_KINDS = ("debian", "tarball", "url", "dir")
+LOCALVERSION_RE = re.compile(r"^[A-Za-z0-9._+~-]{1,64}$")  # appended to the kernel release
+# Recipe values reach a .config, command lines and file names: no control character
+# (a newline in localversion would add a line to the .config), and bounded sizes so
+# that a hostile recipe costs milliseconds, not a RecursionError or an hour.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+QUOTED_RE = re.compile(r'^"(?:[^"\\]|\\.)*"$')  # a Kconfig string, its quotes escaped
+MAX_RECIPE = 256 << 10  # bytes
+MAX_STRING = 4096  # characters of any one value (PATH_MAX)
+MAX_ITEMS = 4096  # entries of any list or table (options, patches, fragments, ...)
+# `dir:` folders that are never a kernel tree (walking them costs a traversal of the system).
+SYSTEM_DIRS = frozenset(
+    [
+        *("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root", "/run"),
+        *("/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/src", "/var"),
+    ]
+)
+PSEUDO_FS = ("/proc", "/sys", "/dev", "/run")  # nothing below these is a source tree either
 
-# Field metadata: "path" = resolved against the recipe's folder and must exist ("file" or "dir").
+# Field metadata: "path" = resolved against the recipe's folder and must exist ("file"
+# or "dir"); "inside" = a relative path must stay inside the recipe's folder (an
+# absolute path is taken as meant); "suffix" = the file name must end so.
 FILE = {"path": "file"}
 DIR = {"path": "dir"}
+PATCH = {"path": "file", "inside": "yes"}
+FRAGMENT = {"path": "file", "inside": "yes", "suffix": ".config"}
 
 
 @dataclass(frozen=True)
@@ -29,7 +52,7 @@ class KernelSpec:
     name: str
     source: str
     sha256: str = ""
-    patches: tuple[Path, ...] = field(default=(), metadata=FILE)
+    patches: tuple[Path, ...] = field(default=(), metadata=PATCH)
     arch: str = "x86_64"
     localversion: str = ""
     variant: str = ""
@@ -47,7 +70,7 @@ class KernelSpec:
 class ConfigSpec:
     base: str = ""  # required unless a savedconfig is given
     savedconfig: Path | None = field(default=None, metadata=DIR)
-    fragments: tuple[Path, ...] = field(default=(), metadata=FILE)
+    fragments: tuple[Path, ...] = field(default=(), metadata=FRAGMENT)
     features: tuple[str, ...] = ()
     config_d: bool = False  # apply <root>/etc/kernel/config.d/*.config
     root: Path | None = field(default=None, metadata=DIR)  # the target root (config.d, base = "running"); `--root`
@@ -192,6 +215,8 @@ class _Reader:
         if hint is bool or hint is int or hint is str:
             if type(raw) is not hint:
                 raise self.fail(table, key, f"must be a {hint.__name__}, not {type(raw).__name__}")
+            if isinstance(raw, str):
+                self.check_string(table, key, raw)
             return raw
         if hint is Path or (origin is types.UnionType and Path in typing.get_args(hint)):
             if raw == "" and origin is types.UnionType:
@@ -200,16 +225,32 @@ class _Reader:
         if origin is tuple:
             if not isinstance(raw, list):
                 raise self.fail(table, key, "must be a list")
+            if len(raw) > MAX_ITEMS:
+                raise self.fail(table, key, f"has {len(raw)} entries; at most {MAX_ITEMS}")
             item = typing.get_args(hint)[0]
             return tuple(self.value(table, key, item, meta, x) for x in raw)
         if origin is dict:
             return self.options(table, key, raw)
         raise AssertionError(f"recipe field type {hint} has no reader")
 
+    def check_string(self, table: str, key: str, raw: str) -> None:
+        if len(raw) > MAX_STRING:
+            raise self.fail(table, key, f"a value of {len(raw)} characters; at most {MAX_STRING}")
+        if CONTROL_RE.search(raw):
+            raise self.fail(table, key, "holds a newline or another control character; remove it")
+
     def path_value(self, table: str, key: str, meta: dict[str, str], raw: Any) -> Path:
         if not isinstance(raw, str):
             raise self.fail(table, key, "must be a path string")
-        path = (self.path.parent / raw).resolve()
+        self.check_string(table, key, raw)
+        folder = self.path.parent
+        path = (folder / raw).resolve()
+        if meta.get("inside") and not Path(raw).is_absolute() and not path.is_relative_to(folder):
+            raise self.fail(
+                table, key, f"{_show(raw)} leaves the recipe's folder; keep it there, or give an absolute path"
+            )
+        if (suffix := meta.get("suffix")) and not path.name.endswith(suffix):
+            raise self.fail(table, key, f"{_show(raw)} is not a {suffix} file")
         kind = meta.get("path")
         if kind == "file" and not path.is_file():
             raise self.fail(table, key, f"file not found: {path}")
@@ -220,10 +261,18 @@ class _Reader:
     def options(self, table: str, key: str, raw: Any) -> dict[str, str]:
         if not isinstance(raw, dict):
             raise self.fail(table, key, "must be a table of CONFIG_NAME = value")
+        if len(raw) > MAX_ITEMS:
+            raise self.fail(
+                table, key, f"has {len(raw)} entries; at most {MAX_ITEMS} (use a savedconfig or a fragment)"
+            )
         out = {}
         for name, value in raw.items():
             if not SYMBOL_RE.match(name):
-                raise self.fail(table, key, f"`{name}` is not a Kconfig symbol name")
+                raise self.fail(table, key, f"{_show(name, '`')} is not a Kconfig symbol name")
+            if isinstance(value, str):
+                self.check_string(table, key, value)
+                if value.startswith('"') and value.endswith('"') and len(value) >= 2 and not QUOTED_RE.match(value):
+                    raise self.fail(table, key, f'{name}: a quoted value must escape its inner quotes as \\"')
             normalized = _normalize_value(value)
             if normalized is None:
                 raise self.fail(table, key, f"{name}: value must be y/m/n, a number or a string")
@@ -231,17 +280,38 @@ class _Reader:
         return out
 
 
-def load_recipe(path: Path) -> Recipe:
-    path = Path(path).resolve()
+def _show(value: str, quote: str = "") -> str:
+    """A value for an error message: short, and with control characters escaped."""
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    return f"{quote}{shown}{quote}" if quote and shown.isprintable() else repr(shown)
+
+
+def _read(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise UserError(f"{path}: not a regular file; a recipe is a .toml file")
+            data = f.read(MAX_RECIPE + 1)
     except OSError as e:
         raise UserError(f"{path}: cannot read recipe: {e.strerror}") from None
+    if len(data) > MAX_RECIPE:
+        raise UserError(f"{path}: larger than {MAX_RECIPE >> 10} KiB; a recipe is a short file (use fragments)")
+    return data
+
+
+def load_recipe(path: Path) -> Recipe:
+    try:
+        path = Path(path).resolve()
+    except (OSError, RuntimeError) as e:
+        raise UserError(f"{_show(str(path))}: cannot resolve the recipe's path ({e})") from None
+    data = _read(path)
     text = data.decode(errors="replace")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise UserError(f"{path}: not a recipe: arrays or tables nested too deeply") from None
     reader = _Reader(path, text)
     for table in raw:
         if table not in SECTIONS:
@@ -260,12 +330,22 @@ def _check(reader: _Reader, recipe: Recipe) -> None:
     for key in ("name", "variant"):
         value = getattr(k, key)
         if value and not NAME_RE.match(value):
-            raise reader.fail("kernel", key, f"`{value}` may only hold letters, digits, '.', '_' and '-'")
+            raise reader.fail(
+                "kernel", key, f"{_show(value, '`')} may only hold letters, digits, '.', '_' and '-' (at most 64)"
+            )
+    if k.localversion and not LOCALVERSION_RE.match(k.localversion):
+        raise reader.fail(
+            "kernel",
+            "localversion",
+            f"{_show(k.localversion, '`')} may only hold letters, digits, '.', '_', '+', '~' and '-' (at most 64)",
+        )
     if k.arch not in known_arches():
-        raise reader.fail("kernel", "arch", f"unknown arch `{k.arch}` (known: {', '.join(known_arches())})")
+        raise reader.fail("kernel", "arch", f"unknown arch {_show(k.arch, '`')} (known: {', '.join(known_arches())})")
     if ":" not in k.source or k.source_kind not in SOURCE_KINDS:
         kinds = ", ".join(f"{x}:..." for x in SOURCE_KINDS)
-        raise reader.fail("kernel", "source", f"`{k.source}` must be one of {kinds}")
+        raise reader.fail("kernel", "source", f"{_show(k.source, '`')} must be one of {kinds}")
+    if k.source_kind == "dir":
+        _check_dir_source(reader, recipe)
     if k.source_kind in ("tarball", "url") and not re.fullmatch(r"[0-9a-f]{64}", k.sha256):
         raise reader.fail("kernel", "sha256", f"a {k.source_kind}: source needs its sha256 (64 hex digits)")
     if k.source_kind in ("tarball", "dir"):
@@ -273,6 +353,12 @@ def _check(reader: _Reader, recipe: Recipe) -> None:
         exists = where.is_file() if k.source_kind == "tarball" else where.is_dir()
         if not exists:
             raise reader.fail("kernel", "source", f"{k.source_kind} not found: {where}")
+    base_ref = recipe.config.base.removeprefix("file:")
+    if recipe.base_file is not None and not Path(base_ref).is_absolute():  # noqa: SIM102 - one rule per if
+        if not recipe.base_file.is_relative_to(recipe.folder):
+            raise reader.fail(
+                "config", "base", "file: leaves the recipe's folder; keep it there, or give an absolute path"
+            )
     if not recipe.config.base and recipe.config.savedconfig is None:
         raise reader.fail("config", None, "needs `base` (or `savedconfig`)")
     if recipe.base_file is not None and not recipe.base_file.is_file():
@@ -281,6 +367,18 @@ def _check(reader: _Reader, recipe: Recipe) -> None:
         raise reader.fail("build", "jobs", "must be 0 (one per core) or more")
     if (recipe.sign.secureboot_key is None) != (recipe.sign.secureboot_cert is None):
         raise reader.fail("sign", None, "secureboot_key and secureboot_cert go together: set both or neither")
+
+
+def _check_dir_source(reader: _Reader, recipe: Recipe) -> None:
+    """`dir:` names a kernel tree, never a system folder: its files are walked for the key."""
+    where = resolve_ref(recipe, recipe.kernel.source_ref)
+    system = str(where) in SYSTEM_DIRS or any(where.is_relative_to(p) for p in PSEUDO_FS)
+    if system:
+        raise reader.fail(
+            "kernel", "source", f"dir:{where} is a system folder, not a kernel tree; name the tree's own folder"
+        )
+    if where.is_dir() and not (where / "Makefile").is_file():
+        raise reader.fail("kernel", "source", f"dir:{where} is not a kernel tree (no Makefile at its top)")
 
 
 def resolve_ref(recipe: Recipe, ref: str) -> Path:

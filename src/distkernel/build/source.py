@@ -4,23 +4,23 @@ kernel version. Patched trees are hard-linked copies of the pristine one."""
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import os
 import re
 import shutil
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.build.recipe import Recipe, resolve_ref
 from distkernel.core import cache
+from distkernel.core.download import deadline_for, download_file
 from distkernel.core.errors import ToolError, UserError
 from distkernel.core.tools import call, install_command, run
 
 DEBIAN_SRC = Path("/usr/src")
 STAMP = "distkernel-source.json"
+MAX_SOURCE = 2 << 30  # a kernel tarball is ~150 MB; refuse a server that sends without end
 
 
 @dataclass(frozen=True)
@@ -115,22 +115,23 @@ def _download(recipe: Recipe) -> Path:
         return target
     url = recipe.kernel.source_ref
     tmp = target.with_name(f".{want}.part-{os.getpid()}")
-    h = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as f:
-            while chunk := resp.read(cache.CHUNK):
-                h.update(chunk)
-                f.write(chunk)
-        if h.hexdigest() != want:
+        got = download_file(
+            url,
+            tmp,
+            limit=MAX_SOURCE,
+            deadline=deadline_for(MAX_SOURCE // 4),
+            hint="fix the URL",
+            where=f"{recipe.line_of('kernel', 'source')}: kernel.source: ",
+        )
+        if got.sha256 != want:
             raise UserError(
-                f"{recipe.line_of('kernel', 'sha256')}: kernel.sha256: {url} has sha256 {h.hexdigest()}, "
+                f"{recipe.line_of('kernel', 'sha256')}: kernel.sha256: {url} has sha256 {got.sha256}, "
                 f"the recipe expects {want}; fix the URL or the hash"
             )
         os.replace(tmp, target)
-    except (OSError, ValueError, http.client.HTTPException) as e:  # ValueError: not a URL at all
-        raise UserError(
-            f"{recipe.line_of('kernel', 'source')}: kernel.source: cannot download {url}: {e}; fix the URL"
-        ) from None
+    except OSError as e:
+        raise UserError(f"{tmp}: cannot write the download ({e.strerror}); check the cache folder") from None
     finally:
         tmp.unlink(missing_ok=True)
     return target
@@ -152,13 +153,42 @@ def _tarball(recipe: Recipe) -> Path:
     return path
 
 
-def _load_stamp(entry: Path) -> SourceTree | None:
+def _load_stamp(entry: Path, key: str) -> SourceTree | None:
+    """The tree ENTRY's stamp records, or None when the stamp is missing or damaged
+    (unreadable, another key, a tree name that is not a plain folder of the entry, a
+    tree that is not a kernel tree)."""
     try:
         s = json.loads((entry / STAMP).read_text())
-        tree = entry / s["tree"]
-        return SourceTree(tree, read_version(tree), s["key"], s["date"], s["origin"])
-    except (OSError, ValueError, KeyError):
+        name, date, origin = s["tree"], s["date"], s["origin"]
+        plain = isinstance(name, str) and "/" not in name and name not in ("", ".", "..")
+        if not plain or s["key"] != key or type(date) is not int or not isinstance(origin, str):
+            return None
+        tree = entry / name
+        if tree.is_symlink() or not tree.is_dir():
+            return None
+        return SourceTree(tree, read_version(tree), key, date, origin)
+    except (OSError, ValueError, KeyError, TypeError, UserError):
         return None
+
+
+def _cached(entry: Path, key: str, build: Callable[[Path], None]) -> SourceTree:
+    """The cache entry's tree, made by `build(stage)` when missing. An entry whose stamp
+    is damaged is moved aside and rebuilt, under the entry's lock (nobody else is
+    making or reading it as a new tree meanwhile)."""
+    with cache.locked(f"src-{entry.name}"):
+        if entry.exists():
+            found = _load_stamp(entry, key)
+            if found:
+                return found
+            aside = entry.with_name(f".{entry.name}.damaged-{os.getpid()}")
+            os.replace(entry, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+        with cache.staged_dir(entry) as stage:
+            build(stage)
+        tree = _load_stamp(entry, key)
+    if tree is None:
+        raise UserError(f"{entry}: the source just prepared has no valid {STAMP}; remove {entry} and try again")
+    return tree
 
 
 def _write_stamp(stage: Path, top: Path, key: str, date: int, origin: str) -> None:
@@ -177,22 +207,17 @@ def _pristine(recipe: Recipe, key: str) -> SourceTree:
                     f"run `make mrproper` there (distkernel builds out of tree)"
                 )
         return SourceTree(top, read_version(top), key, _source_date(top), recipe.kernel.source)
-    entry = cache.cache_dir("src") / key
-    with cache.locked(f"src-{entry.name}"):
-        found = _load_stamp(entry)
-        if found:
-            return found
+
+    def extract(stage: Path) -> None:
         tarball = _tarball(recipe)  # verified against the recipe's sha256 before extraction
-        with cache.staged_dir(entry) as stage:
-            run(
-                ["tar", "-xf", tarball, "-C", stage, "--no-same-owner", "--no-same-permissions"],
-                what=f"extracting {tarball}",
-            )
-            top = _find_top(stage)
-            _write_stamp(stage, top, key, _source_date(top), f"{recipe.kernel.source} ({tarball})")
-    tree = _load_stamp(entry)
-    assert tree is not None
-    return tree
+        run(
+            ["tar", "-xf", tarball, "-C", stage, "--no-same-owner", "--no-same-permissions"],
+            what=f"extracting {tarball}",
+        )
+        top = _find_top(stage)
+        _write_stamp(stage, top, key, _source_date(top), f"{recipe.kernel.source} ({tarball})")
+
+    return _cached(cache.cache_dir("src") / key, key, extract)
 
 
 def _apply(recipe: Recipe, patch: Path, tree: Path) -> None:
@@ -238,18 +263,13 @@ def prepare_source(recipe: Recipe) -> SourceTree:
     if not recipe.kernel.patches:
         return pristine
     key = _patched_key(recipe, base)  # base_key once: a dir: source is a walk of the whole tree
-    entry = cache.cache_dir("src") / key
-    with cache.locked(f"src-{entry.name}"):
-        found = _load_stamp(entry)
-        if found:
-            return found
-        with cache.staged_dir(entry) as stage:
-            top = stage / pristine.path.name
-            _link_copy(pristine.path, top)
-            for patch in recipe.kernel.patches:
-                _apply(recipe, patch, top)
-            names = ", ".join(p.name for p in recipe.kernel.patches)
-            _write_stamp(stage, top, key, pristine.date, f"{pristine.origin} + {names}")
-    tree = _load_stamp(entry)
-    assert tree is not None
-    return tree
+
+    def patch(stage: Path) -> None:
+        top = stage / pristine.path.name
+        _link_copy(pristine.path, top)
+        for p in recipe.kernel.patches:
+            _apply(recipe, p, top)
+        names = ", ".join(p.name for p in recipe.kernel.patches)
+        _write_stamp(stage, top, key, pristine.date, f"{pristine.origin} + {names}")
+
+    return _cached(cache.cache_dir("src") / key, key, patch)

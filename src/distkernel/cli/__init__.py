@@ -34,9 +34,10 @@ COMMAND_MODULES = {
     "recover": "install",
     "test": "boot",
     "modules": "modules",
-    "key": "trust",
-    "repo": "trust",
-    "fetch": "trust",
+    "key": "key",
+    "sign": "key",
+    "repo": "repo",
+    "fetch": "repo",
 }
 
 

@@ -5,14 +5,12 @@ Never a fallback: no other variant, no other arch, no build."""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import os
 import platform
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.build.package.reader import verify_package
@@ -20,14 +18,26 @@ from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import TrustedKey, check_signature
 from distkernel.core import cache
 from distkernel.core.arch import get_arch, known_arches
+from distkernel.core.download import deadline_for, download_bytes, download_file
 from distkernel.core.errors import UserError
 from distkernel.core.paths import DOWNLOADS, SERIALS
-from distkernel.workflows.repo.index import INDEX, Entry, Index, parse_index
+from distkernel.workflows.repo import serials
+from distkernel.workflows.repo.index import INDEX, Entry, Index, read_index
 
 MAX_INDEX = 16 << 20
-CHUNK = 1 << 20
-TIMEOUT = 60
 ROOT_DOWNLOADS = DOWNLOADS  # like apt's /var/cache/apt/archives
+FROM_HINT = "check --from and that the repo is served"
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who fetches: the keys it trusts, where it remembers serials, and how its user
+    would change either (error texts name only options the command has)."""
+
+    trusted: list[TrustedKey]
+    serials: Path
+    key_fix: str  # how to make the repo's key trusted
+    arch_fix: str = ""  # how to ask for another arch, when the command can
 
 
 def repo_url(source: str) -> str:
@@ -40,55 +50,21 @@ def repo_url(source: str) -> str:
     return source if source.endswith("/") else source + "/"
 
 
-def _open(url: str) -> urllib.response.addinfourl:
-    try:
-        return urllib.request.urlopen(url, timeout=TIMEOUT)  # type: ignore[no-any-return]
-    except urllib.error.HTTPError as e:
-        raise UserError(f"{url}: HTTP {e.code} {e.reason}; check --from") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise UserError(f"{url}: cannot fetch ({reason}); check --from and that the repo is served") from None
-
-
 def serials_file(root: Path | None) -> Path:
-    """Where the last serial seen per repo URL is remembered: in the root being
+    """Where the last serial seen per binhost is remembered: in the root being
     installed into, else in the user's cache."""
-    return root / SERIALS if root is not None else cache.cache_dir("repos") / os.path.basename(SERIALS)
+    return root / SERIALS if root is not None else cache.cache_root() / "repos" / os.path.basename(SERIALS)
 
 
-def _check_serial(url: str, index: Index, digest: str, memory: Path) -> None:
-    """Refuse an index older than one already seen (a replay), or a different index
-    with the same serial; remember this one."""
-    with cache.locked("repo-serials"):
-        try:
-            seen = json.loads(memory.read_text())
-        except (OSError, ValueError):
-            seen = {}
-        last = seen.get(url)
-        if last is not None:
-            if index.serial < last["serial"]:
-                raise UserError(
-                    f"{url}{INDEX}: serial {index.serial} is older than serial {last['serial']} seen before: "
-                    "an old index is being replayed; refusing it"
-                )
-            if index.serial == last["serial"] and digest != last["sha256"]:
-                raise UserError(f"{url}{INDEX}: serial {index.serial} was seen before with other content; refusing it")
-        seen[url] = {"serial": index.serial, "sha256": digest}
-        cache.atomic_write_text(memory, json.dumps(seen, indent=1, sort_keys=True) + "\n")
-
-
-def fetch_index(url: str, trusted: list[TrustedKey], memory: Path) -> Index:
-    if not trusted:
-        raise UserError(
-            f"no trusted key to check {url}{INDEX}: pass --key PUB, or add the repo's key to ROOT/{TRUSTED_DIR}/"
-        )
-    with _open(url + INDEX) as response:
-        data = response.read(MAX_INDEX + 1)
-    if len(data) > MAX_INDEX:
-        raise UserError(f"{url}{INDEX}: larger than {MAX_INDEX} bytes; refusing it")
-    index, digest = parse_index(data, url + INDEX, trusted)
-    _check_serial(url, index, digest, memory)
-    return index
+def fetch_index(url: str, client: Client) -> tuple[Index, str, str]:
+    """The checked index, its digest and its signer; nothing is remembered yet."""
+    where = url + INDEX
+    if not client.trusted:
+        raise UserError(f"no trusted key to check {where}: {client.key_fix}")
+    data = download_bytes(where, limit=MAX_INDEX, deadline=deadline_for(), hint=FROM_HINT)
+    got = read_index(data, where, client.trusted, fix=client.key_fix)
+    serials.check_file(client.serials, got.signer, got.index.serial, got.sha256, where)
+    return got.index, got.sha256, got.signer
 
 
 def _version_key(release: str) -> list[tuple[int, int | str]]:
@@ -122,72 +98,82 @@ def choose(index: Index, spec: str, arch: str, variant: str, where: str) -> Entr
 
 
 def _download(url: str, entry: Entry, part: Path) -> None:
-    """Stream to `part`, reading at most one byte more than the index announces."""
-    h = hashlib.sha256()
-    got = 0
-    with _open(url) as response, open(part, "wb") as f:
-        while got <= entry.size and (chunk := response.read(min(CHUNK, entry.size + 1 - got))):
-            got += len(chunk)
-            h.update(chunk)
-            f.write(chunk)
-        f.flush()
-        os.fsync(f.fileno())
-    if got != entry.size:
-        what = "truncated" if got < entry.size else "longer than announced"
-        raise UserError(f"{url}: download {what} ({got} bytes, the index says {entry.size}); refusing it")
-    if h.hexdigest() != entry.sha256:
+    """Into `part`, reading at most one byte more than the index announces."""
+    got = download_file(url, part, limit=entry.size, deadline=deadline_for(entry.size), hint=FROM_HINT)
+    if got.size != entry.size:
+        what = "truncated" if got.size < entry.size else "longer than announced"
+        raise UserError(f"{url}: download {what} ({got.size} bytes, the index says {entry.size}); refusing it")
+    if got.sha256 != entry.sha256:
         raise UserError(f"{url}: sha256 differs from the signed index (tampered with); refusing it")
 
 
-def resolve_package(
-    name_spec: str,
-    url: str,
-    arch: str,
-    variant: str,
-    dest: Path,
-    *,
-    trusted: list[TrustedKey],
-    root: Path | None = None,
-) -> Path:
+def _check_package(url: str, entry: Entry, part: Path, trusted: list[TrustedKey]) -> None:
+    result = verify_package(part)
+    if not result.ok or result.manifest is None:
+        raise UserError(
+            f"{url}: does not match its manifest (tampered with); refusing it", details=result.problems[:20]
+        )
+    key, why = check_signature(result.manifest.to_bytes(), result.signature, trusted)
+    if key is None:
+        raise UserError(f"{url}: {why}; refusing it")
+    meta = result.metadata
+    if meta is None or (meta.name, meta.arch, meta.variant, meta.kernel_release) != (
+        entry.name,
+        entry.arch,
+        entry.variant,
+        entry.kernel_release,
+    ):
+        raise UserError(f"{url}: its metadata does not match the index entry; refusing it")
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """mkdir -p, returning the folders it created (outermost first)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir()
+    return list(reversed(missing))
+
+
+def resolve_package(name_spec: str, url: str, arch: str, variant: str, dest: Path, *, client: Client) -> Path:
     """Download the package matching NAME[@VERSION], arch and variant from the repo at
-    URL into DEST, fully checked; nothing appears in DEST unless every check passed."""
+    URL into DEST, fully checked. When any check fails nothing is left behind: no
+    folder, no partial file, no remembered serial."""
     url = repo_url(url)
-    index = fetch_index(url, trusted, serials_file(root))
+    index, digest, signer = fetch_index(url, client)
     entry = choose(index, name_spec, arch, variant, url + INDEX)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        created = _make_dirs(dest)
+    except OSError as e:
+        raise UserError(f"{dest}: cannot create the download folder ({e.strerror})") from None
     final = dest / entry.path.rsplit("/", 1)[1]
     part = dest / f".{final.name}.part-{os.getpid()}"
+    done = False
     try:
         _download(url + entry.path, entry, part)
-        result = verify_package(part)
-        if not result.ok or result.manifest is None:
-            raise UserError(
-                f"{url}{entry.path}: does not match its manifest (tampered with); refusing it",
-                details=result.problems[:20],
-            )
-        key, why = check_signature(result.manifest.to_bytes(), result.signature, trusted)
-        if key is None:
-            raise UserError(f"{url}{entry.path}: {why}; refusing it")
-        meta = result.metadata
-        if meta is None or (meta.name, meta.arch, meta.variant, meta.kernel_release) != (
-            entry.name,
-            entry.arch,
-            entry.variant,
-            entry.kernel_release,
-        ):
-            raise UserError(f"{url}{entry.path}: its metadata does not match the index entry; refusing it")
+        _check_package(url + entry.path, entry, part, client.trusted)
+        serials.remember(client.serials, signer, index.serial, digest, url + INDEX)
         os.replace(part, final)
         cache.fsync_dir(dest)
+        done = True
+    except OSError as e:
+        raise UserError(f"{dest}: cannot write the package there ({e.strerror})") from None
     finally:
         part.unlink(missing_ok=True)
+        if not done:
+            for folder in reversed(created):
+                with contextlib.suppress(OSError):  # not empty: someone else wrote there meanwhile
+                    folder.rmdir()
     return final
 
 
-def host_arch() -> str:
+def host_arch(fix: str) -> str:
     for name in known_arches():
         if get_arch(name).native:
             return name
-    raise UserError(f"this machine ({platform.machine()}) is none of {', '.join(known_arches())}; pass --arch")
+    raise UserError(f"this machine ({platform.machine()}) is none of {', '.join(known_arches())}; {fix}")
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -201,6 +187,11 @@ def fetch_for_root(spec: str, url: str, root: Path) -> Path:
     """`install NAME[+VARIANT][@VERSION] --from URL`: the host's arch, the keys ROOT
     trusts, the serials ROOT has seen; downloaded into ROOT's package cache."""
     name_spec, variant = split_spec(spec)
-    return resolve_package(
-        name_spec, url, host_arch(), variant, root / ROOT_DOWNLOADS, trusted=trusted_keys(root), root=root
+    trusted_dir = root / TRUSTED_DIR
+    client = Client(
+        trusted_keys(root),
+        serials_file(root),
+        key_fix=f"copy the repo's public key (package.pub) into {trusted_dir}/",
     )
+    arch = host_arch(f"use `distkernel fetch {spec} --from URL --arch ARCH`, then install the file")
+    return resolve_package(name_spec, url, arch, variant, root / ROOT_DOWNLOADS, client=client)

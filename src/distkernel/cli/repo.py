@@ -1,4 +1,4 @@
-"""key, repo and fetch: signing keys and the binhost."""
+"""repo init/add/serve and fetch: the binhost, publishing and client side."""
 
 from __future__ import annotations
 
@@ -8,55 +8,16 @@ from pathlib import Path
 
 import click
 
-from distkernel.build.trust.gate import trusted_keys
-from distkernel.build.trust.keys import ALL, PRIVATE, generate_keys
+from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import load_trusted
 from distkernel.cli import render
-from distkernel.workflows.repo.fetch import host_arch, resolve_package, serials_file, split_spec
+from distkernel.workflows.repo.fetch import Client, host_arch, resolve_package, serials_file, split_spec
 from distkernel.workflows.repo.index import Index, add_packages, init_repo
 from distkernel.workflows.repo.server import make_server
 
 DIR = click.Path(file_okay=False, path_type=Path)
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-@click.group()
-def key() -> None:
-    """Signing keys."""
-
-
-@key.command("generate")
-@click.option("--out", type=DIR, required=True, help="Folder for the new keys (never overwritten).")
-@click.option("--name", default="distkernel", show_default=True, help="Common name in the certificates.")
-@JSON
-def key_generate(out: Path, name: str, as_json: bool) -> None:
-    """An Ed25519 pair (packages, repo indexes), a module signing key + certificate,
-    and a secure-boot db key + certificate. Private files are mode 0600."""
-    keys = generate_keys(out, name=name)
-    doc = {
-        "folder": str(keys.folder),
-        "files": {n: str(keys.path(n)) for n in ALL},
-        "private": [str(keys.path(n)) for n in PRIVATE],
-        "fingerprints": {
-            "package": keys.package_fingerprint,
-            "modules": keys.module_fingerprint,
-            "secureboot": keys.db_fingerprint,
-        },
-    }
-    if as_json:
-        render.emit_json(doc)
-        return
-    rows = [
-        ("package.key / package.pub", f"Ed25519, packages and repo indexes ({keys.package_fingerprint[:16]})"),
-        (
-            "module.pem / module.crt",
-            f"RSA-4096 + X.509 codeSigning: recipe sign.modules ({keys.module_fingerprint[:16]})",
-        ),
-        ("db.key / db.crt", f"RSA-2048 + X.509: secure-boot db, sbsign ({keys.db_fingerprint[:16]})"),
-    ]
-    render.table(str(keys.folder), ("files", "for"), rows)
-    render.out.print("private files (0600): " + ", ".join(PRIVATE) + "; keep them off clients and out of repos")
 
 
 def _show_index(repo: Path, index: Index, as_json: bool) -> None:
@@ -134,20 +95,19 @@ def fetch(
     """Download exactly the package asked for from a binhost, fully checked; when the
     repo has no such package, say so and stop (never anything else)."""
     name_spec, spec_variant = split_spec(spec)
-    trusted = load_trusted(keys) + (trusted_keys(root) if root else [])
-    pkg = resolve_package(
-        name_spec,
-        source,
-        arch or host_arch(),
-        variant if variant is not None else spec_variant,
-        out,
-        trusted=trusted,
-        root=root,
+    client = Client(
+        load_trusted(keys) + (trusted_keys(root) if root else []),
+        serials_file(root),
+        key_fix=f"pass --key PUB (the repo's package.pub), or --root ROOT holding it in ROOT/{TRUSTED_DIR}/",
+        arch_fix="pass --arch",
     )
+    chosen_arch = arch or host_arch(client.arch_fix)
+    chosen_variant = variant if variant is not None else spec_variant
+    pkg = resolve_package(name_spec, source, chosen_arch, chosen_variant, out, client=client)
     if as_json:
         render.emit_json({"package": str(pkg), "size": pkg.stat().st_size, "serials": str(serials_file(root))})
         return
     render.out.print(f"{pkg} ({render.human_size(pkg.stat().st_size)}): index, size, sha256, manifest and signature OK")
 
 
-COMMANDS: list[click.Command] = [key, repo, fetch]
+COMMANDS: list[click.Command] = [repo, fetch]
