@@ -16,8 +16,8 @@ import pytest
 
 from distkernel.build.trust.gate import TRUSTED_DIR
 from distkernel.build.trust.keys import PACKAGE_KEY, PACKAGE_PUB, KeySet
-from distkernel.workflows.repo.index import INDEX, add_packages
 from distkernel.core.paths import SERIALS
+from distkernel.workflows.repo.index import INDEX, add_packages
 from tests.build.trust.helpers import tiny_package
 from tests.conftest import Run, assert_user_facing_error, cli, env_with
 from tests.workflows.repo.slow import SlowServer, snapshot

@@ -14,7 +14,6 @@ from typing import Any
 from distkernel.core import cache
 from distkernel.core.errors import UserError
 
-
 FORMAT = 2  # keyed by index key; format 1 (no "format" field) was keyed by URL
 LOCK = "repo-serials"
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")  # a key fingerprint, a sha256
