@@ -11,12 +11,12 @@ from pathlib import Path
 from distkernel.core.errors import UserError
 from distkernel.core.tools import run
 from distkernel.target.install.changes import check_root, stage_removal, stage_shared
-from distkernel.target.install.layouts import spec
+from distkernel.target.install.layouts import spec, stage_bytes
 from distkernel.target.install.layouts.grub import has_mkconfig
 from distkernel.target.install.plugins import run_hooks
 from distkernel.target.install.state import STATE_DIR, KernelRecord, State, read_state
 from distkernel.target.install.target import Target
-from distkernel.target.install.transaction import checkpoint, recover_journal, root_lock, transaction
+from distkernel.target.install.transaction import Transaction, checkpoint, recover_journal, root_lock, transaction
 
 GRUB_LOG = "var/log/distkernel/grub-mkconfig.log"
 
@@ -51,28 +51,67 @@ def _commit_change(target: Target, what: str, old: State, new: State, removed: S
         for k in removed:
             stage_removal(tx, k)
         new = stage_shared(tx, target, old, new)
+        _forget_default(tx, target, new, removed)
         tx.commit(new)
     run_after_commit(target, new, added=[], removed=removed)
     return new
 
 
-def remove_kernel(root: Path, release: str) -> State:
+def _removal(target: Target, old: State, release: str, force: bool) -> tuple[KernelRecord, State]:
+    """The kernel to remove and the state after it: the next bootable kernel becomes the
+    default when the default goes; the last kernel of ours goes only with `force`."""
+    root = target.root
+    k = old.kernels.get(release)
+    if k is None:
+        foreign = target.path(target.modules_dir(release)).exists()
+        why = "was not installed by distkernel; it is left alone" if foreign else "is not installed"
+        raise UserError(f"{root}: kernel {release} {why} (see `distkernel list --root {root}`)")
+    if target.is_host and release == os.uname().release:
+        raise UserError(f"kernel {release} is the running kernel; boot another one first")
+    kernels = {r: v for r, v in old.kernels.items() if r != release}
+    if not kernels and not force:
+        raise UserError(
+            f"{root}: kernel {release} is the last kernel distkernel installed there; "
+            "removing it leaves no kernel of ours to boot: pass --force to remove it anyway"
+        )
+    default = old.default if old.default != release else _newest_bootable(State(kernels))
+    return k, State(kernels, default, old.shared, old.next_seq)
+
+
+def plan_remove(root: Path, release: str, force: bool = False) -> tuple[KernelRecord, State]:
+    """What `remove` would do, changing nothing: (the kernel's record, the state after)."""
+    root = Path(root).resolve()
+    return _removal(Target.probe(root), load_state(root), release, force)
+
+
+def _forget_default(tx: Transaction, target: Target, new: State, removed: Sequence[KernelRecord]) -> None:
+    """loader.conf is the user's file, so it is kept; but once no bls/uki kernel of ours
+    is left, its `default` line must not name one that was just removed."""
+    if not removed or any(k.layout in ("bls", "uki") for k in new.kernels.values()):
+        return
+    gone = {os.path.basename(k.entry or k.uki) for k in removed if k.layout in ("bls", "uki")}
+    for layout in sorted({k.layout for k in removed if k.layout in ("bls", "uki")}):
+        path = target.fmt(spec(layout)["loader_conf"], "")
+        try:
+            lines = target.path(path).read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        kept = [
+            line for line in lines if line.split()[:1] != ["default"] or line.split()[1:2] not in [[g] for g in gone]
+        ]
+        if kept != lines:
+            stage_bytes(tx, ("\n".join(kept) + "\n").encode() if kept else b"", path)
+
+
+def remove_kernel(root: Path, release: str, force: bool = False) -> State:
     root = Path(root).resolve()
     target = Target.probe(root)
     with root_lock(root):
         checkpoint("locked")
         recover_journal(root)
         old = read_state(root)
-        k = old.kernels.get(release)
-        if k is None:
-            foreign = target.path(target.modules_dir(release)).exists()
-            why = "was not installed by distkernel; it is left alone" if foreign else "is not installed"
-            raise UserError(f"{root}: kernel {release} {why} (see `distkernel list --root {root}`)")
-        if target.is_host and release == os.uname().release:
-            raise UserError(f"kernel {release} is the running kernel; boot another one first")
-        kernels = {r: v for r, v in old.kernels.items() if r != release}
-        default = old.default if old.default != release else _newest_bootable(State(kernels))
-        return _commit_change(target, f"remove {release}", old, State(kernels, default, old.shared, old.next_seq), [k])
+        k, new = _removal(target, old, release, force)
+        return _commit_change(target, f"remove {release}", old, new, [k])
 
 
 def rollback(root: Path) -> State:
