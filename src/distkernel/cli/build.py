@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from distkernel.build.recipe import load_recipe
 from distkernel.cli import options, render
 from distkernel.cli.config import show_report, with_overrides
 from distkernel.workflows.pipeline import build_package
@@ -31,7 +30,7 @@ def build(
     recipe: Path, out: Path, jobs: int, overrides: tuple[str, ...], fresh: bool, strict: bool | None, as_json: bool
 ) -> None:
     """Build RECIPE into one package file in --out (from the cache when nothing changed)."""
-    r = with_overrides(load_recipe(recipe), overrides)
+    r = with_overrides(recipe, overrides)
     with render.progress() as p:
         result = build_package(r, out, jobs=jobs, fresh=fresh, strict=strict, progress=p)
     if as_json:

@@ -60,19 +60,24 @@ def show_report(report: ConfigReport, only_misses: bool = False) -> None:
     render.prose(f"{took}/{len(report.entries)} requested values took{extra} ({report.base})")
 
 
-def with_overrides(r: Recipe, overrides: tuple[str, ...]) -> Recipe:
-    """`--set CONFIG_X=y ...` as the recipe's last config input, shown as from `--set`."""
-    if not overrides:
-        return r
+def parse_overrides(overrides: tuple[str, ...]) -> dict[str, str]:
+    """`--set CONFIG_X=y ...`, checked before anything else is read."""
     values: dict[str, str] = {}
     for item in overrides:
         name, sep, raw = item.partition("=")
-        value = normalize_value(raw.strip())
+        value = normalize_value(raw.strip()) if raw.strip() else None
         if not sep or not SYMBOL_RE.match(name.strip()) or value is None:
-            raise UserError(
-                f"--set {item}: expected CONFIG_NAME=VALUE (y, m, n, a number or a string), e.g. CONFIG_KVM=y"
-            )
+            raise UserError(f"--set {item}: expected CONFIG_NAME=VALUE (y, m, n, a number or a string), e.g. CONFIG_KVM=y")
         values[normalize_symbol(name.strip())] = value
+    return values
+
+
+def with_overrides(recipe: Path, overrides: tuple[str, ...]) -> Recipe:
+    """The recipe with `--set` values as its last config input, shown as from `--set`."""
+    values = parse_overrides(overrides)
+    r = load_recipe(recipe)
+    if not values:
+        return r
     return dataclasses.replace(r, config=dataclasses.replace(r.config, overrides=values))
 
 
@@ -117,7 +122,7 @@ def config_recipe(
     as_json: bool,
 ) -> None:
     """Assemble and resolve the recipe's .config, and report every requested value."""
-    r = with_overrides(load_recipe(recipe), overrides)
+    r = with_overrides(recipe, overrides)
     if root is not None:
         r = dataclasses.replace(r, config=dataclasses.replace(r.config, root=root.resolve()))
     work = cache.cache_dir("build") / build_id(r, source_key(r))

@@ -34,6 +34,8 @@ def load_state(root: Path) -> State:
 def recover(root: Path) -> tuple[str | None, list[str]]:
     """Settle an interrupted transaction; (what was done, remaining problems)."""
     root = Path(root).resolve()
+    if not (root / STATE_DIR).is_dir():  # nothing of ours here: write nothing either
+        return None, []
     with root_lock(root):
         done = recover_journal(root)
         return done, check_root(root, read_state(root))
