@@ -97,7 +97,7 @@ def test_config_diff_and_upgrade_refuse_files_that_are_not_configs(tmp_path: Pat
     real = tmp_path / "real.config"
     real.write_text("CONFIG_A=y\n")
     for bad in (text, binary, tmp_path / "missing.config"):
-        argv = ["config", "diff", real, bad] if sub == "diff" else ["config", "upgrade", bad]
+        argv: list[str | Path] = ["config", "diff", real, bad] if sub == "diff" else ["config", "upgrade", bad]
         assert_user_facing_error(cli(*argv), 2, f"{bad}: ")
     packed = tmp_path / "config.gz"
     packed.write_bytes(gzip.compress(b"CONFIG_A=m\n"))

@@ -81,9 +81,9 @@ def test_status_in_colour_on_a_terminal_only(tmp_path: Path) -> None:
     s = screen("doctor", cols=140, cwd=tmp_path, env=nothing)
     assert s.code == 3 and "MISSING" in s.text
     line = next(line for line in s.styled.splitlines() if "MISSING" in line)
-    assert re.search(r"\x1b\[[0-9;]*3[1-7][;m][^\x1b]*MISSING", line) or re.search(
-        r"\x1b\[[0-9;]*31[;m]", line
-    ), repr(line)
+    assert re.search(r"\x1b\[[0-9;]*3[1-7][;m][^\x1b]*MISSING", line) or re.search(r"\x1b\[[0-9;]*31[;m]", line), repr(
+        line
+    )
     plain = screen("doctor", cols=140, cwd=tmp_path, env={**nothing, "NO_COLOR": "1"})
     line = next(line for line in plain.styled.splitlines() if "MISSING" in line)
     assert not re.search(r"\x1b\[[0-9;]*3[0-9]", line), repr(line)
@@ -104,7 +104,14 @@ def kvm_recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_config_fix_is_whole_and_missed_shows_only_misses(
     kvm_recipe: Path, tmp_path: Path, cols: int, missed: bool
 ) -> None:
-    args = ["config", kvm_recipe, "--set", "CONFIG_KVM=y", "--no-strict", *(["--missed"] if missed else [])]
+    args: list[str | Path] = [
+        "config",
+        kvm_recipe,
+        "--set",
+        "CONFIG_KVM=y",
+        "--no-strict",
+        *(["--missed"] if missed else []),
+    ]
     s = screen(*args, cols=cols, cwd=tmp_path)
     assert s.code == 0, s.text
     fits(s, cols)

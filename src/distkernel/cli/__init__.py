@@ -54,7 +54,7 @@ def ensure_json(cmd: click.Command) -> click.Command:
     if isinstance(cmd, click.Group):
         for sub in cmd.commands.values():
             ensure_json(sub)
-    elif not any(p.name == "as_json" for p in cmd.params):
+    elif not any("--json" in getattr(p, "opts", ()) for p in cmd.params):
         cmd.params.append(
             click.Option(["--json"], is_flag=True, expose_value=False, help="Print errors as JSON on stdout.")
         )
@@ -167,7 +167,7 @@ def command_tree() -> dict[str, click.Command]:
     """Every command by its full name (`config upgrade`), loaded: for the man page,
     completion and the tests that hold every command to the contract."""
     found: dict[str, click.Command] = {}
-    ctx = click.Context(cli, info_name="distkernel")
+    ctx = click.Context(cli, info_name="distkernel", **cli.context_settings)
 
     def walk(prefix: str, cmd: click.Command) -> None:
         found[prefix] = cmd

@@ -67,7 +67,9 @@ def parse_overrides(overrides: tuple[str, ...]) -> dict[str, str]:
         name, sep, raw = item.partition("=")
         value = normalize_value(raw.strip()) if raw.strip() else None
         if not sep or not SYMBOL_RE.match(name.strip()) or value is None:
-            raise UserError(f"--set {item}: expected CONFIG_NAME=VALUE (y, m, n, a number or a string), e.g. CONFIG_KVM=y")
+            raise UserError(
+                f"--set {item}: expected CONFIG_NAME=VALUE (y, m, n, a number or a string), e.g. CONFIG_KVM=y"
+            )
         values[normalize_symbol(name.strip())] = value
     return values
 

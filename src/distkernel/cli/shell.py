@@ -48,7 +48,7 @@ def man_page() -> str:
     from distkernel.cli import cli, command_tree
 
     tree = command_tree()
-    ctx = click.Context(cli, info_name="distkernel")
+    ctx = click.Context(cli, info_name="distkernel", **cli.context_settings)
     out = [
         f'.TH DISTKERNEL 1 "" "distkernel {__version__}" "User Commands"',
         ".SH NAME",
@@ -68,6 +68,8 @@ def man_page() -> str:
         out.append(_roff(" ".join(cmd.collect_usage_pieces(sub))))
         out += [".PP", _paragraphs(cmd.help or "")]
         for param in cmd.get_params(sub):
+            if isinstance(param, click.Argument):
+                continue
             record = param.get_help_record(sub)
             if record is None:
                 continue
