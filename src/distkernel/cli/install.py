@@ -182,7 +182,7 @@ def remove(release: str, root: Path, force: bool, dry_run: bool, as_json: bool) 
 
         show_plan(remove_plan(root, release, force), as_json)
         return
-    _show_state(remove_kernel(root, release, force=force), as_json)
+    _show_state(remove_kernel(root, release, keep_last=not force), as_json)
 
 
 @click.command("rollback")

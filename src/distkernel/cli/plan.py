@@ -96,7 +96,7 @@ def _kernel_paths(k: KernelRecord) -> list[str]:
 def remove_plan(root: Path, release: str, force: bool) -> Plan:
     from distkernel.target.install.manage import load_state, plan_remove
 
-    k, after = plan_remove(root, release, force)
+    k, after = plan_remove(root, release, keep_last=not force)
     before = load_state(root).default
     root = root.resolve()
     target = Target.probe(root)

@@ -59,9 +59,10 @@ def _commit_change(target: Target, what: str, old: State, new: State, removed: S
     return new
 
 
-def _removal(target: Target, old: State, release: str, force: bool) -> tuple[KernelRecord, State]:
+def _removal(target: Target, old: State, release: str, keep_last: bool) -> tuple[KernelRecord, State]:
     """The kernel to remove and the state after it: the next bootable kernel becomes the
-    default when the default goes; the last kernel of ours goes only with `force`."""
+    default when the default goes; with `keep_last` the last kernel of ours stays (the
+    CLI asks for --force)."""
     root = target.root
     k = old.kernels.get(release)
     if k is None:
@@ -71,7 +72,7 @@ def _removal(target: Target, old: State, release: str, force: bool) -> tuple[Ker
     if target.is_host and release == os.uname().release:
         raise UserError(f"kernel {release} is the running kernel; boot another one first")
     kernels = {r: v for r, v in old.kernels.items() if r != release}
-    if not kernels and not force:
+    if not kernels and keep_last:
         raise UserError(
             f"{root}: kernel {release} is the last kernel distkernel installed there; "
             "removing it leaves no kernel of ours to boot: pass --force to remove it anyway"
@@ -80,10 +81,10 @@ def _removal(target: Target, old: State, release: str, force: bool) -> tuple[Ker
     return k, State(kernels, default, old.shared, old.next_seq)
 
 
-def plan_remove(root: Path, release: str, force: bool = False) -> tuple[KernelRecord, State]:
+def plan_remove(root: Path, release: str, keep_last: bool = False) -> tuple[KernelRecord, State]:
     """What `remove` would do, changing nothing: (the kernel's record, the state after)."""
     root = Path(root).resolve()
-    return _removal(Target.probe(root), load_state(root), release, force)
+    return _removal(Target.probe(root), load_state(root), release, keep_last)
 
 
 def _forget_default(tx: Transaction, target: Target, new: State, removed: Sequence[KernelRecord]) -> None:
@@ -105,14 +106,14 @@ def _forget_default(tx: Transaction, target: Target, new: State, removed: Sequen
             stage_bytes(tx, ("\n".join(kept) + "\n").encode() if kept else b"", path)
 
 
-def remove_kernel(root: Path, release: str, force: bool = False) -> State:
+def remove_kernel(root: Path, release: str, keep_last: bool = False) -> State:
     root = Path(root).resolve()
     target = Target.probe(root)
     with root_lock(root):
         checkpoint("locked")
         recover_journal(root)
         old = read_state(root)
-        k, new = _removal(target, old, release, force)
+        k, new = _removal(target, old, release, keep_last)
         return _commit_change(target, f"remove {release}", old, new, [k])
 
 
