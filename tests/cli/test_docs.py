@@ -6,6 +6,7 @@ not meant to run says so in an HTML comment on the line before it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -76,10 +77,8 @@ def test_document_runs_as_written(doc: Path, default_package: Built, tmp_path: P
         try:
             proc.wait(timeout=1500)
         finally:
-            try:  # a server the script started and did not stop
+            with contextlib.suppress(ProcessLookupError):  # a server the script started and did not stop
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     output = log.read_text()
     assert proc.returncode == 0, output[-6000:]
     assert "Traceback" not in output
