@@ -11,7 +11,7 @@ import pytest
 
 from distkernel.target.install import install_package
 from tests.cli.screen import Screen, screen
-from tests.conftest import cli, env_with
+from tests.conftest import Built, cli, env_with
 from tests.target.install.helpers import fake_package, make_root
 
 RELEASE = "6.1.192-distkernel"  # the release the issue saw cut to `6.1.192…`
@@ -127,3 +127,14 @@ def test_config_fix_is_whole_and_missed_shows_only_misses(
         assert shown == {"CONFIG_KVM"}, s.text
     else:
         assert {"CONFIG_64BIT", "CONFIG_KVM", "CONFIG_TEST_LKM"} <= shown
+
+
+@pytest.mark.kernel
+def test_boot_result_and_log_path_at_80_columns(default_package: Built, tmp_path: Path) -> None:
+    s = screen("test", default_package.package, "--keep-logs", cols=80, cwd=tmp_path)
+    assert s.code == 0, s.text
+    fits(s, 80)
+    assert s.lines[0].startswith("PASS ")
+    assert re.search(r"\x1b\[[0-9;]*32[;m]", next(x for x in s.styled.splitlines() if "PASS" in x))
+    log = next(j for j in s.joined if j.endswith(".log"))
+    assert Path(log.removeprefix("console log: ")).is_file(), s.joined  # whole: the file it names exists

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import click
 
-from distkernel.cli import render
-from distkernel.target.install.target import LAYOUTS
+from distkernel.cli import options, render
 from distkernel.workflows.boottest import FIRMWARES, BootOptions, BootResult, boot_test
 from distkernel.workflows.boottest.accel import ACCELS
 from distkernel.workflows.boottest.junit import write_junit
 from distkernel.workflows.boottest.result import Attempt
 
-PKG = click.Path(exists=True, dir_okay=False, path_type=Path)
+PKG = options.PACKAGE
 
 
 def _attempt_text(a: Attempt) -> str:
@@ -37,11 +36,7 @@ def result_line(r: BootResult) -> str:
 @click.command("test")
 @click.argument("package", type=PKG)
 @click.option("--firmware", type=click.Choice(FIRMWARES), default="bios", show_default=True)
-@click.option(
-    "--layout",
-    type=click.Choice(LAYOUTS),
-    help="Install layout the boot goes through [default: plain for bios, bls for uefi].",
-)
+@options.layout("Install layout the boot goes through [default: plain for bios, bls for uefi].")
 @click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True, help="Seconds per attempt.")
 @click.option(
     "--retries",
@@ -60,7 +55,7 @@ def result_line(r: BootResult) -> str:
 )
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Where console logs are kept.")
 @click.option("--keep-logs", is_flag=True, help="Keep the console logs of a passing test too.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@options.JSON
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
 def test(
     package: Path,
@@ -100,9 +95,9 @@ def test(
     if as_json:
         render.emit_json(result.to_json())
     else:
-        render.out.print(result_line(result), markup=False)
+        render.prose(result_line(result))
         if result.final.console_log:
-            render.out.print(f"console log: {result.final.console_log}", markup=False)
+            render.field("console log", str(result.final.console_log))
         if not result.passed:
             render.out.print(f"accel: {result.accel} ({result.accel_reason})", markup=False)
     sys.exit(result.exit_code)

@@ -56,7 +56,7 @@ def demo(recipe: Path | None, out: Path, root: Path, as_json: bool) -> None:
         describe(built.package, built.metadata)
         render.out.print(f"verified: {checked.files} files match the manifest")
         render.out.print(f"installed: {inst.release} into {root} (plain layout, builtin initramfs)", markup=False)
-        render.out.print(result_line(booted), markup=False)
+        render.prose(result_line(booted))
     if not booted.passed:
         raise Failure(f"the demo kernel did not boot: {booted.final.outcome}", log=booted.final.console_log)
 

@@ -56,11 +56,15 @@ JSON = click.option(
     help='Print the result as JSON on stdout; errors too, as {"error": ...}.',
 )
 
-LAYOUT = click.option(
-    "--layout",
-    type=click.Choice(LAYOUTS),
-    help="Boot layout [default: distkernel.toml layout, else install.conf layout=, else detected].",
-)
+
+def layout(
+    help: str = "Boot layout [default: distkernel.toml layout, else install.conf layout=, else detected].",
+) -> Callable[[F], F]:
+    """--layout NAME, one of the layouts install knows (`test` says its own default)."""
+    return click.option("--layout", type=click.Choice(LAYOUTS), help=help)
+
+
+LAYOUT = layout()
 
 INITRAMFS = click.option(
     "--initramfs",
