@@ -36,6 +36,7 @@ def test_recipe_list_and_new_work_from_the_package_data(tmp_path: Path) -> None:
     doc = cli("recipe", "list", "--json").json()
     names = {r["name"]: r for r in doc["recipes"]}
     assert "qemu-minimal" in names and Path(names["qemu-minimal"]["path"]).is_file()
+    assert names["qemu-minimal"]["about"].endswith("and can mount a virtio-blk ext4 root")  # the whole sentence
     assert Path(doc["folder"]).is_relative_to(Path(sys.modules["distkernel"].__file__ or "").parent)
     run = cli("recipe", "new", "my-kernel", "--from", "qemu-minimal", "--dir", tmp_path / "r", "--json")
     assert run.code == 0, run.err

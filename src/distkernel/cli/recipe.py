@@ -27,14 +27,14 @@ def embedded() -> dict[str, Path]:
 
 
 def summary(path: Path) -> str:
-    """A recipe's first comment line, which says what it is for."""
+    """The first sentence of a recipe's opening comment, which says what it is for."""
+    words: list[str] = []
     for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            text = line.lstrip("# ").strip()
-            return re.sub(r"^The default recipe: ", "", text)
-        if line.strip():
+        if not line.startswith("#"):
             break
-    return ""
+        words += line.lstrip("#").split()
+    text = re.sub(r"^The default recipe: ", "", " ".join(words))
+    return text.split(". ")[0].rstrip(".")
 
 
 @click.group()
