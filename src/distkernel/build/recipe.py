@@ -77,6 +77,8 @@ class ConfigSpec:
     tailor: Path | None = field(default=None, metadata=FILE)  # a `distkernel probe` host.json
     options: dict[str, str] = field(default_factory=dict)
     strict: bool = False
+    # `--set CONFIG_X=y` for one run: the last config input; never read from a recipe file.
+    overrides: dict[str, str] = field(default_factory=dict, metadata={"cli": "--set"})
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,9 @@ def _normalize_value(value: Any) -> str | None:
     return None
 
 
+normalize_value = _normalize_value
+
+
 def normalize_symbol(name: str) -> str:
     return name if name.startswith("CONFIG_") else f"CONFIG_{name}"
 
@@ -198,7 +203,7 @@ class _Reader:
         if not isinstance(raw, dict):
             raise self.fail(table, None, "must be a table")
         hints = typing.get_type_hints(cls)
-        known = {f.name: f for f in fields(cls)}
+        known = {f.name: f for f in fields(cls) if "cli" not in f.metadata}
         for key in raw:
             if key not in known:
                 raise self.fail(table, key, f"unknown key (known: {', '.join(sorted(known))})")

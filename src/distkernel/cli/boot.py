@@ -11,9 +11,8 @@ from typing import Any
 import click
 from rich.progress import BarColumn, Progress, TextColumn
 
-from distkernel.cli import render
+from distkernel.cli import options, render
 from distkernel.core.errors import UserError
-from distkernel.target.install.layouts import LAYOUTS
 from distkernel.workflows.boottest import FIRMWARES, BootOptions, BootResult, boot_installed, boot_test
 from distkernel.workflows.boottest.accel import ACCELS
 from distkernel.workflows.boottest.junit import write_junit
@@ -52,6 +51,9 @@ def boot_progress(enabled: bool) -> Iterator[BootProgress]:
         yield BootProgress(bar)
 
 
+PKG = options.PACKAGE
+
+
 def _attempt_text(a: Attempt) -> str:
     what = a.outcome.upper() if a.passed else f"{a.outcome}: {a.detail}".rstrip(": ")
     when = f"marker after {a.marker_s:.2f} s" if a.marker_s is not None else f"after {a.seconds:.1f} s"
@@ -77,11 +79,7 @@ def result_line(r: BootResult) -> str:
     help="Boot the kernel installed in this root (RELEASE, default: its default kernel).",
 )
 @click.option("--firmware", type=click.Choice(FIRMWARES), default="bios", show_default=True)
-@click.option(
-    "--layout",
-    type=click.Choice(LAYOUTS),
-    help="Install layout the boot goes through [default: plain for bios, bls for uefi].",
-)
+@options.layout("Install layout the boot goes through [default: plain for bios, bls for uefi].")
 @click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True, help="Seconds per attempt.")
 @click.option(
     "--retries",
@@ -100,7 +98,7 @@ def result_line(r: BootResult) -> str:
 )
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Where console logs are kept.")
 @click.option("--keep-logs", is_flag=True, help="Keep the console logs of a passing test too.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@options.JSON
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
 def test(
     target: str | None,
@@ -147,9 +145,9 @@ def test(
     if as_json:
         render.emit_json(result.to_json())
     else:
-        render.out.print(result_line(result), markup=False)
+        render.prose(result_line(result))
         if result.final.console_log:
-            render.out.print(f"console log: {result.final.console_log}", markup=False)
+            render.field("console log", str(result.final.console_log))
         if not result.passed:
             render.out.print(f"accel: {result.accel} ({result.accel_reason})", markup=False)
     sys.exit(result.exit_code)

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import click
 
-from distkernel.build.recipe import load_recipe
-from distkernel.cli import render
-from distkernel.cli.config import show_report
+from distkernel.cli import options, render
+from distkernel.cli.config import show_report, with_overrides
 from distkernel.workflows.pipeline import build_package
 
-RECIPE = click.Path(exists=False, dir_okay=False, path_type=Path)
-JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+RECIPE = options.RECIPE
 
 
 def default_recipe() -> Path:
@@ -22,20 +20,17 @@ def default_recipe() -> Path:
 
 @click.command()
 @click.argument("recipe", type=RECIPE)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="Folder for the package.",
-)
-@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, help="make -j [default: one per core].")
+@options.OUT_DIR
+@options.JOBS
+@options.SET
 @click.option("--fresh", is_flag=True, help="Ignore the package cache and build in a new, empty build dir.")
-@click.option("--strict/--no-strict", default=None, help="Override the recipe's config.strict.")
-@JSON
-def build(recipe: Path, out: Path, jobs: int, fresh: bool, strict: bool | None, as_json: bool) -> None:
+@options.STRICT
+@options.JSON
+def build(
+    recipe: Path, out: Path, jobs: int, overrides: tuple[str, ...], fresh: bool, strict: bool | None, as_json: bool
+) -> None:
     """Build RECIPE into one package file in --out (from the cache when nothing changed)."""
-    r = load_recipe(recipe)
+    r = with_overrides(recipe, overrides)
     with render.progress() as p:
         result = build_package(r, out, jobs=jobs, fresh=fresh, strict=strict, progress=p)
     if as_json:
@@ -57,7 +52,7 @@ def build(recipe: Path, out: Path, jobs: int, fresh: bool, strict: bool | None, 
         "from cache, make not run" if result.cached else f"built, {result.build.objects if result.build else 0} objects"
     )
     size = render.human_size(result.package.stat().st_size)
-    render.out.print(f"{result.package} ({size}; {how}; {result.seconds:.1f} s)")
+    render.out.print(f"{result.package} ({size}; {how}; {result.seconds:.1f} s)", markup=False)
 
 
 COMMANDS = (build,)

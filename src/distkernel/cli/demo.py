@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 
 from distkernel.build.recipe import load_recipe
-from distkernel.cli import render
+from distkernel.cli import options, render
 from distkernel.cli.build import RECIPE, default_recipe
 from distkernel.workflows.pipeline import build_package
 
 
 @click.command()
 @click.argument("recipe", type=RECIPE, required=False)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True)
+@options.OUT_DIR
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
@@ -23,7 +23,7 @@ from distkernel.workflows.pipeline import build_package
     show_default=True,
     help="The sandbox root the package is installed into (never this machine's /).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@options.JSON
 def demo(recipe: Path | None, out: Path, root: Path, as_json: bool) -> None:
     """Build RECIPE (default: the embedded qemu-minimal), install it into --root and
     boot it in qemu; exit 0 only when the booted kernel printed its marker."""
@@ -56,7 +56,7 @@ def demo(recipe: Path | None, out: Path, root: Path, as_json: bool) -> None:
         describe(built.package, built.metadata)
         render.out.print(f"verified: {checked.files} files match the manifest")
         render.out.print(f"installed: {inst.release} into {root} (plain layout, builtin initramfs)", markup=False)
-        render.out.print(result_line(booted), markup=False)
+        render.prose(result_line(booted))
     if not booted.passed:
         raise Failure(f"the demo kernel did not boot: {booted.final.outcome}", log=booted.final.console_log)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from distkernel.cli import render
+from distkernel.cli import options, render
 from distkernel.core.tools import install_command, known_tools
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@options.JSON
 def doctor(as_json: bool) -> None:
     """List each tool distkernel needs, found or not, and how to install what is missing."""
     tools = known_tools()

@@ -8,23 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from distkernel.cli import render
+from distkernel.cli import options, render
 from distkernel.core.errors import Failure, UserError
-from distkernel.target.install.layouts import LAYOUTS
 
 # The install stage is imported by the commands that use it, not at start-up: it pulls
 # in the initramfs, external-module and trust stages, a third of `install`'s 1 s budget.
 if TYPE_CHECKING:
     from distkernel.target.install import Installation, State
+    from distkernel.target.install.plan import Plan
 
-ROOT = click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("/"),
-    show_default=True,
-    help="The root of the system to change.",
-)
-JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+ROOT = options.ROOT
+JSON = options.JSON
 
 
 def resolve_package(spec: str, source: str | None, root: Path) -> Path:
@@ -53,21 +47,33 @@ def _secure_boot(has_uki: bool, signer: str) -> str:
     return f"signed by {signer}" if signer else "unsigned"
 
 
+def show_plan(plan: Plan, as_json: bool) -> None:
+    if as_json:
+        render.emit_json(plan.to_json())
+        return
+    render.out.print(f"would {plan.action} {plan.release} in {plan.root} ({plan.layout} layout):", markup=False)
+    rows = [
+        *((k, v) for k, v in plan.details.items()),
+        *(("place", p) for p in plan.place),
+        *(("remove", p) for p in plan.remove),
+        *(("rewrite", p) for p in plan.rewrite),
+    ]
+    render.table(None, ("", ""), rows)
+    render.out.print("dry run: nothing was changed", markup=False)
+
+
 @click.command()
-@click.argument("package")
+@click.argument("package", metavar="PACKAGE|NAME")
 @ROOT
-@click.option(
-    "--layout", type=click.Choice(LAYOUTS), help="Boot layout [default: install.conf layout=, else detected]."
-)
-@click.option(
-    "--initramfs",
-    type=click.Choice(("builtin", "dracut", "none")),
-    help="Initramfs backend [default: install.conf initrd_generator=, else builtin].",
-)
-@click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True, help="Kernels of ours to keep.")
+@options.LAYOUT
+@options.INITRAMFS
+@options.KEEP
 @click.option("--cmdline", help="Kernel command line [default: the root's /etc/kernel/cmdline].")
-@click.option("--from", "source", metavar="URL", help="Fetch PACKAGE (a name) from this binhost.")
+@click.option(
+    "--from", "source", metavar="URL", help="Fetch NAME from this binhost [default: distkernel.toml binhost]."
+)
 @click.option("--binary-only", is_flag=True, help="With --from: never build from source.")
+@options.DRY_RUN
 @JSON
 def install(
     package: str,
@@ -78,6 +84,7 @@ def install(
     cmdline: str | None,
     source: str | None,
     binary_only: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Install a kernel package into a root, transactionally."""
@@ -86,6 +93,11 @@ def install(
     # A binhost only ever yields the exact package asked for, never a build: --binary-only
     # states that intent, and nothing here can fall back whether or not it is given.
     path = resolve_package(package, source, root)
+    if dry_run:
+        from distkernel.target.install.plan import install_plan
+
+        show_plan(install_plan(path, root, layout, initramfs, cmdline, keep), as_json)
+        return
     inst = install_package(path, root, layout=layout, initramfs=initramfs, cmdline=cmdline, keep=keep)
     if as_json:
         render.emit_json(_installation_json(inst))
@@ -130,7 +142,7 @@ def _show_state(state: State, as_json: bool) -> None:
             (
                 k.release,
                 k.layout,
-                "*" if k.release == state.default else "",
+                "yes" if k.release == state.default else "",
                 "yes" if k.known_good else "",
                 k.initramfs,
                 ("FAILED: " + ", ".join(failed)) if failed else "ok",
@@ -140,6 +152,8 @@ def _show_state(state: State, as_json: bool) -> None:
         )
     columns = ("kernel", "layout", "default", "known-good", "initramfs", "ext. modules", "secure boot", "package")
     render.table(None, columns, rows)
+    if not any(k.release == state.default for k in state.kernels.values()):
+        render.out.print("no default kernel: none of these is bootable", markup=False)
 
 
 @click.command("list")
@@ -155,12 +169,20 @@ def list_(root: Path, as_json: bool) -> None:
 @click.command()
 @click.argument("release")
 @ROOT
+@click.option("--force", is_flag=True, help="Also remove the last kernel distkernel installed in the root.")
+@options.DRY_RUN
 @JSON
-def remove(release: str, root: Path, as_json: bool) -> None:
-    """Remove a kernel distkernel installed."""
+def remove(release: str, root: Path, force: bool, dry_run: bool, as_json: bool) -> None:
+    """Remove a kernel distkernel installed; when it was the default, the next bootable
+    one becomes the default (loader.conf and links follow)."""
     from distkernel.target.install import remove_kernel
 
-    _show_state(remove_kernel(root, release), as_json)
+    if dry_run:
+        from distkernel.target.install.plan import remove_plan
+
+        show_plan(remove_plan(root, release, force), as_json)
+        return
+    _show_state(remove_kernel(root, release, keep_last=not force), as_json)
 
 
 @click.command("rollback")

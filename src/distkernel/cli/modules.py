@@ -9,21 +9,16 @@ from typing import Any
 
 import click
 
+from distkernel.cli import options
 from distkernel.cli.render import emit_json, err, out, table
 from distkernel.core.errors import Failure
 from distkernel.target.extmod.builder import ModuleOutcome
 from distkernel.target.extmod.registry import KernelStatus
 from distkernel.target.install import modules as ops
 
-root_option = click.option(
-    "--root",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="/",
-    show_default=True,
-    help="The system to work on (a mounted image, a sandbox).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1), help="Cores all builds share [default: all].")
+root_option = options.ROOT
+json_option = options.JSON
+jobs_option = options.JOBS
 
 
 @click.group("modules")
@@ -60,7 +55,8 @@ def _show(change: ops.Change, as_json: bool) -> None:
         for o in change.failed:
             if o in change.default_lacks_required:
                 continue  # the error below says it
-            err.print(f"{o.name} failed for {o.release}: {o.reason}\n  log: {o.log}", markup=False)
+            err.print(f"{o.name} failed for {o.release}: {o.reason}", markup=False)
+            err.print(f"  log: {o.log}", markup=False)
         if change.refreshed:
             out.print(f"initramfs made again for: {', '.join(change.refreshed)}", markup=False)
         for note in change.notes:
@@ -92,13 +88,13 @@ def add(
     initramfs: bool,
     required: bool,
     root: Path,
-    jobs: int | None,
+    jobs: int,
     as_json: bool,
 ) -> None:
     """Register SRC (a folder with a Kbuild/Makefile or a dkms.conf) and build it for every
     installed kernel."""
     change = ops.add_module(
-        root.resolve(), src, name=name, version=version, initramfs=initramfs, required=required, cores=jobs
+        root.resolve(), src, name=name, version=version, initramfs=initramfs, required=required, cores=jobs or None
     )
     _show(change, as_json)
 
@@ -123,13 +119,13 @@ def remove(name: str, root: Path, as_json: bool) -> None:
 @jobs_option
 @json_option
 def rebuild(
-    names: tuple[str, ...], release: str | None, all_kernels: bool, root: Path, jobs: int | None, as_json: bool
+    names: tuple[str, ...], release: str | None, all_kernels: bool, root: Path, jobs: int, as_json: bool
 ) -> None:
     """Build NAMES (default: every registered module) again, for the default kernel
     (or --kernel KREL, or --all)."""
     if release and all_kernels:
         raise click.UsageError("--kernel and --all exclude each other")
-    change = ops.rebuild(root.resolve(), names, release=release, all_kernels=all_kernels, cores=jobs)
+    change = ops.rebuild(root.resolve(), names, release=release, all_kernels=all_kernels, cores=jobs or None)
     _show(change, as_json)
 
 

@@ -9,10 +9,10 @@ import click
 from distkernel.build.package.format import Metadata
 from distkernel.build.package.reader import VerifyResult, read_metadata, verify_package
 from distkernel.build.trust.signing import check_signature, load_trusted
-from distkernel.cli import render
+from distkernel.cli import options, render
 from distkernel.core.errors import Failure
 
-PKG = click.Path(exists=True, dir_okay=False, path_type=Path)
+PKG = options.PACKAGE
 
 
 def describe(path: Path, m: Metadata) -> None:
@@ -47,7 +47,7 @@ def verify_or_fail(path: Path) -> VerifyResult:
 
 @click.command()
 @click.argument("package", type=PKG)
-@click.option("--json", "as_json", is_flag=True)
+@options.JSON
 def inspect(package: Path, as_json: bool) -> None:
     """Show a package's metadata (reads only its first member)."""
     m = read_metadata(package)
@@ -66,7 +66,7 @@ def inspect(package: Path, as_json: bool) -> None:
     multiple=True,
     help="Also require a manifest signature by this public key (repeatable: any of them).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@options.JSON
 def verify(package: Path, keys: tuple[Path, ...], as_json: bool) -> None:
     """Check every payload file against the package's manifest (and its signature with --key)."""
     result = verify_package(package)

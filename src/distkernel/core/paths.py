@@ -35,6 +35,7 @@ CONF_DIR = "etc/distkernel"
 TRUSTED_DIR = f"{CONF_DIR}/trusted.d"  # package signing keys the root trusts
 MODULE_KEYS_DIR = f"{CONF_DIR}/keys"  # module signing key for external modules
 SECUREBOOT_DIR = f"{CONF_DIR}/secureboot"  # db.key + db.crt: UKIs signed at install time
+SETTINGS = f"{CONF_DIR}/distkernel.toml"  # defaults for the command line (the host's, under /)
 
 MAX_NAME = 200  # below NAME_MAX (255) with room for the prefixes and suffixes layouts add
 

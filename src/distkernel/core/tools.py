@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+from distkernel.core.arch import Arch
 from distkernel.core.errors import ToolError
 
 
@@ -61,6 +62,15 @@ def require(executable: str) -> str:
     if not found:
         raise missing_tool_error(executable)
     return found
+
+
+def require_compiler(arch: Arch) -> None:
+    """A cross build needs the triplet's gcc: say which package has it (arches.toml)."""
+    if arch.cross_compile and shutil.which(f"{arch.cross_compile}gcc") is None:
+        raise ToolError(
+            f"kernel.arch = {arch.name}: the cross compiler `{arch.cross_compile}gcc` is not installed; "
+            f"install it: {install_command([arch.cross_package])}"
+        )
 
 
 def tail(lines: Sequence[str], n: int = 15) -> list[str]:

@@ -126,7 +126,7 @@ def test_the_roots_grub_mkconfig_writes_grub_cfg(pkg: Path, tmp_path: Path) -> N
     install_package(pkg, root, layout="grub", initramfs="none")
     assert (root / "boot/grub/grub.cfg").read_text() == "# by the root's grub-mkconfig\n"
     tool.write_text("#!/bin/sh\necho 'grub-mkconfig: error: no disk' >&2\nexit 1\n")
-    run = cli("remove", "6.1.0-fake", "--root", root)
+    run = cli("remove", "6.1.0-fake", "--root", root, "--force")  # the last kernel: the CLI asks for --force
     assert_user_facing_error(run, 3, "grub-mkconfig failed")
     assert "grub-mkconfig.log" in run.err and "no disk" in run.err
 

@@ -182,7 +182,7 @@ def test_a_state_naming_files_outside_the_root_removes_nothing_there(pkg: Path, 
     doc["kernels"][GOOD]["dirs"].append("../../outside")
     state.write_text(json.dumps(doc))
     before = snapshot(tmp_path / "top")
-    refused(cli("remove", GOOD, "--root", root), "plain name")
+    refused(cli("remove", GOOD, "--root", root, "--force"), "plain name")
     with pytest.raises(UserError):
         remove_kernel(root, GOOD)
     assert snapshot(tmp_path / "top") == before
@@ -287,7 +287,7 @@ def test_a_file_replaced_by_the_user_is_not_removed(pkg: Path, tmp_path: Path) -
     (root / "boot/vmlinuz").unlink()
     (root / "boot/vmlinuz").write_bytes(b"the user's own kernel")
     (root / f"boot/config-{GOOD}").write_text("edited by the user\n")
-    assert cli("remove", GOOD, "--root", root).code == 0
+    assert cli("remove", GOOD, "--root", root, "--force").code == 0
     assert (root / "boot/vmlinuz").read_bytes() == b"the user's own kernel"
     assert (root / f"boot/config-{GOOD}").read_text() == "edited by the user\n"
     assert not (root / f"boot/vmlinuz-{GOOD}").exists() and load_state(root).kernels == {}

@@ -12,7 +12,7 @@ from pathlib import Path
 from distkernel.build.source import SourceTree
 from distkernel.core import cache
 from distkernel.core.arch import Arch
-from distkernel.core.tools import run
+from distkernel.core.tools import require_compiler, run
 
 
 def reproducible_env(date: int) -> dict[str, str]:
@@ -66,6 +66,7 @@ class Kbuild:
         on_line: Callable[[str], None] | None = None,
         extra: Sequence[str] = (),
     ) -> list[str]:
+        require_compiler(self.arch)
         self.build_dir.mkdir(parents=True, exist_ok=True)
         argv = [*self.args(), f"-j{jobs}", *extra, *targets]
         return run(argv, log=log, env=self.env(), on_line=on_line, what=f"make {' '.join(targets)}")

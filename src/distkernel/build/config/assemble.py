@@ -93,6 +93,7 @@ INPUTS: tuple[tuple[str, Callable[[Context], list[Setting]]], ...] = (
     ("config.d", _config_d),
     ("options", _options),
     ("sign", lambda ctx: module_sig_settings(ctx.recipe)),  # [sign] modules: config/signing.py
+    ("--set", lambda ctx: [Setting(s, v, Origin("--set")) for s, v in ctx.recipe.config.overrides.items()]),
 )
 
 
@@ -121,6 +122,8 @@ def config_key(recipe: Recipe) -> dict[str, object]:
     if spec.tailor is not None:
         files.append(spec.tailor)
     doc: dict[str, object] = {"base": base, "files": {str(p): cache.sha256_file(p) for p in files}}
+    if spec.overrides:  # --set: not in the recipe file, so not in its hash
+        doc["set"] = spec.overrides
     if base == "running" or base.startswith("debian"):
         doc["base_text"] = cache.sha256_bytes(_base_text(recipe).encode())
     return doc

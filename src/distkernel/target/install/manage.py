@@ -36,6 +36,8 @@ def load_state(root: Path) -> State:
 def recover(root: Path) -> tuple[str | None, list[str]]:
     """Settle an interrupted transaction; (what was done, remaining problems)."""
     root = Path(root).resolve()
+    if not (root / STATE_DIR).is_dir():  # nothing of ours here: write nothing either
+        return None, []
     with root_lock(root):
         done = recover_journal(root)
         return done, check_root(root, read_state(root))
@@ -60,23 +62,43 @@ def _commit_change(target: Target, what: str, old: State, new: State, removed: S
     return new
 
 
-def remove_kernel(root: Path, release: str) -> State:
+def _removal(target: Target, old: State, release: str, keep_last: bool) -> tuple[KernelRecord, State]:
+    """The kernel to remove and the state after it: the next bootable kernel becomes the
+    default when the default goes; with `keep_last` the last kernel of ours stays (the
+    CLI asks for --force)."""
+    root = target.root
+    k = old.kernels.get(release)
+    if k is None:
+        foreign = target.path(target.modules_dir(release)).exists()
+        why = "was not installed by distkernel; it is left alone" if foreign else "is not installed"
+        raise UserError(f"{root}: kernel {release} {why} (see `distkernel list --root {root}`)")
+    if target.is_host and release == os.uname().release:
+        raise UserError(f"kernel {release} is the running kernel; boot another one first")
+    kernels = {r: v for r, v in old.kernels.items() if r != release}
+    if not kernels and keep_last:
+        raise UserError(
+            f"{root}: kernel {release} is the last kernel distkernel installed there; "
+            "removing it leaves no kernel of ours to boot: pass --force to remove it anyway"
+        )
+    default = old.default if old.default != release else _newest_bootable(State(kernels))
+    return k, State(kernels, default, old.shared, old.next_seq)
+
+
+def plan_remove(root: Path, release: str, keep_last: bool = False) -> tuple[KernelRecord, State]:
+    """What `remove` would do, changing nothing: (the kernel's record, the state after)."""
+    root = Path(root).resolve()
+    return _removal(Target.probe(root), load_state(root), release, keep_last)
+
+
+def remove_kernel(root: Path, release: str, keep_last: bool = False) -> State:
     root = Path(root).resolve()
     target = Target.probe(root)
     with root_lock(root):
         checkpoint("locked")
         recover_journal(root)
         old = read_state(root)
-        k = old.kernels.get(release)
-        if k is None:
-            foreign = target.path(target.modules_dir(release)).exists()
-            why = "was not installed by distkernel; it is left alone" if foreign else "is not installed"
-            raise UserError(f"{root}: kernel {release} {why} (see `distkernel list --root {root}`)")
-        if target.is_host and release == os.uname().release:
-            raise UserError(f"kernel {release} is the running kernel; boot another one first")
-        kernels = {r: v for r, v in old.kernels.items() if r != release}
-        default = old.default if old.default != release else _newest_bootable(State(kernels))
-        return _commit_change(target, f"remove {release}", old, State(kernels, default, old.shared, old.next_seq), [k])
+        k, new = _removal(target, old, release, keep_last)
+        return _commit_change(target, f"remove {release}", old, new, [k])
 
 
 def rollback(root: Path) -> State:
