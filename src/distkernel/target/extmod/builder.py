@@ -102,7 +102,9 @@ def build_all(root: Path, jobs: Sequence[Job], *, cores: int | None = None) -> l
     """Build, sign and install every job; outcomes in the order of JOBS."""
     if not jobs:
         return []
-    tasks = [_task(root, job) for job in jobs]  # a damaged status stops here, before any build
+    for module in registry.registered(root):  # a damaged status stops here, before any build
+        registry.statuses(root, module.name)  # (plan and Claims read every module's)
+    tasks = [_task(root, job) for job in jobs]
     server, claims, work = JobServer(cores or default_cores()), Claims(root), root / WORK
     try:
         with ThreadPoolExecutor(max_workers=server.slots) as pool:
@@ -121,7 +123,6 @@ def build_all(root: Path, jobs: Sequence[Job], *, cores: int | None = None) -> l
 
 
 def _task(root: Path, job: Job) -> _Task:
-    registry.statuses(root, job.module.name)  # every kernel's: plan() reads them
     previous = registry.load_status(root, job.module.name, job.kernel.release)
     log = registry.log_path(root, job.module.name, job.kernel.release)
     return _Task(job, log, previous.files if previous else ())
@@ -306,7 +307,7 @@ def _from_group(
 def _alone(root: Path, task: _Task, work: Path, server: JobServer) -> list[Product] | str:
     module, kernel = task.job.module, task.job.kernel
     if task.conf and task.ctx:
-        return steps.build_dkms(root, module, kernel, task.conf, task.ctx, server, task.log)
+        return steps.build_dkms(kernel, task.conf, task.ctx, server, task.log)
     copy = steps.workspace(work, module, kernel) / "build"
     return steps.build_kbuild(root, module, kernel, copy, server, task.log)
 

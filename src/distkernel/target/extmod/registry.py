@@ -25,7 +25,7 @@ from distkernel.target.extmod.kernel import Kernel
 
 REGISTRY = "var/lib/distkernel/modules"
 DKMS_TREE = "var/cache/distkernel/extmod/dkms"  # dkms's $dkms_tree while evaluating at add time
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+~-]*$")  # ~ as in Debian versions (0~2022+git)
 # Build leftovers a source folder may carry: never copied, so every build starts clean.
 _LEFTOVERS = ("*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "Module.symvers", "modules.order", ".tmp_versions", ".git")
 
@@ -84,7 +84,7 @@ def entry_dir(root: Path, name: str) -> Path:
 
 def check_name(value: str, what: str) -> str:
     if not _NAME.match(value):
-        raise UserError(f"{what} {value!r} is not valid; use letters, digits and _ . + - (not starting with . + -)")
+        raise UserError(f"{what} {value!r} is not valid; use letters, digits and _ . + ~ - (not starting with . + ~ -)")
     return value
 
 

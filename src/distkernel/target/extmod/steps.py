@@ -126,13 +126,7 @@ def run_step(
 
 
 def build_dkms(
-    root: Path,
-    module: Registered,
-    kernel: Kernel,
-    conf: dkms.DkmsConf,
-    ctx: dkms.Context,
-    server: JobServer,
-    log: Path,
+    kernel: Kernel, conf: dkms.DkmsConf, ctx: dkms.Context, server: JobServer, log: Path
 ) -> list[Product] | str:
     """dkms's prepare_build and actual_build in the copy `evaluate` made: its built
     modules, or why it failed."""
