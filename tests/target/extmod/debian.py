@@ -37,6 +37,7 @@ def unpack(package: str, top: Path) -> Path:
     """The module source the .deb installs (usr/src/NAME-VERSION), under TOP."""
     dest = top / package
     if not dest.exists():
+        dest.mkdir(parents=True)
         subprocess.run(["dpkg-deb", "-x", fetch(package), dest], check=True)
     (source,) = [p for p in (dest / "usr/src").iterdir() if p.is_dir()]
     return source
