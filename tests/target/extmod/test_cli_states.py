@@ -78,3 +78,17 @@ def test_a_damaged_build_status_is_one_line_naming_the_file_and_the_fix(
     status.unlink()
     assert cli("modules", "rebuild", "mod", "--kernel", "6.1.0-newer", "--root", root).code == 0
     assert (root / "lib/modules/6.1.0-newer/updates/mod.ko").is_file()
+
+
+def test_remake_initrd_makes_the_initramfs_again(packages: dict[str, Path], tmp_path: Path) -> None:
+    root = make_root(tmp_path / "root")
+    install_package(packages["6.1.0-newer"], root, layout="plain", initramfs="builtin")
+    (root / "usr/src/linux-headers-6.1.0-newer/Makefile").write_text(FAKE_MAKEFILE)
+    for name, remake in (("plain", ""), ("remake", "REMAKE_INITRD=yes\n")):
+        src = fake_module(tmp_path, name)
+        (src / "dkms.conf").write_text(
+            f'PACKAGE_NAME={name}\nPACKAGE_VERSION=1\nDEST_MODULE_LOCATION[0]="/extra"\nAUTOINSTALL=yes\n{remake}'
+        )
+        run = cli("modules", "add", src, "--root", root, "--json")
+        assert run.code == 0, run.err
+        assert run.json()["initramfs_refreshed"] == (["6.1.0-newer"] if remake else [])
