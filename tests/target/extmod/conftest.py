@@ -93,10 +93,3 @@ def dkms_package(tmp_path_factory: pytest.TempPathFactory) -> Built:
     assert run.code == 0, run.err
     doc = run.json()
     return Built(Path(doc["package"]), doc["metadata"], doc)
-
-
-@pytest.fixture(scope="session")
-def dkms_kernel(dkms_package: Built, tmp_path_factory: pytest.TempPathFactory) -> RealKernel:
-    top = tmp_path_factory.mktemp("dkms-kernel")
-    subprocess.run(["tar", "--zstd", "-xf", dkms_package.package, "-C", top, "headers", "modules"], check=True)
-    return RealKernel(dkms_package.metadata["kernel_release"], top / "headers", top / "modules")

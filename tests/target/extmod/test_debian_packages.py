@@ -11,17 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from distkernel.target.extmod import for_kernel, registry
-from distkernel.target.install import load_state
+from distkernel.target.extmod import registry
+from distkernel.target.install import install_package, load_state
+from distkernel.target.install.modules import rebuild
 from distkernel.workflows.boottest.accel import choose
 from distkernel.workflows.boottest.console import is_marker
 from distkernel.workflows.boottest.profile import profile
 from distkernel.workflows.boottest.qemu import run_qemu
 from distkernel.workflows.boottest.testinit import init_script
 from tests.conftest import Built, cli
-from tests.target.extmod.conftest import RealKernel, root_with_modules
 from tests.target.extmod.debian import PACKAGES, dkms_would_sign, have_real_dkms, real_dkms_build, unpack
 from tests.target.extmod.test_boot import with_init
+from tests.target.install.helpers import make_root
 
 pytestmark = [
     pytest.mark.kernel,
@@ -57,19 +58,20 @@ def test_the_set_covers_what_was_asked() -> None:
 
 
 def test_distkernel_builds_what_the_real_dkms_builds(
-    dkms_kernel: RealKernel, sources: dict[str, Path], tmp_path: Path
+    dkms_package: Built, sources: dict[str, Path], tmp_path: Path
 ) -> None:
-    assert not dkms_would_sign(dkms_kernel.release)  # dkms would then make keys in /var/lib/dkms
+    """Both on the headers the package installs into a sandbox root."""
+    root = make_root(tmp_path / "root")
+    install_package(dkms_package.package, root, layout="plain", initramfs="none")
+    release = dkms_package.metadata["kernel_release"]
+    record = load_state(root).kernels[release]
+    headers, moddir = root / record.headers_dir, root / record.modules_dir
+    assert not dkms_would_sign(release)  # dkms would then make keys in /var/lib/dkms
     real = {
-        package: real_dkms_build(src, dkms_kernel.release, dkms_kernel.headers, tmp_path / "real" / package)
-        for package, src in sources.items()
+        package: real_dkms_build(src, release, headers, tmp_path / "real" / package) for package, src in sources.items()
     }
-    root = tmp_path / "ours"
-    moddir = root_with_modules(root, dkms_kernel)
     names = {registry.add(root, src).name: package for package, src in sources.items()}
-    ours = {
-        names[o.name]: o for o in for_kernel.build_for_kernel(root, dkms_kernel.release, dkms_kernel.headers, moddir)
-    }
+    ours = {names[o.name]: o for o in rebuild(root, all_kernels=True).outcomes}  # `distkernel modules rebuild --all`
     table = [(p, real[p].outcome, ours[p].status, real[p].modules, tuple(sorted(Path(f).name for f in ours[p].files)))
              for p in PACKAGES]  # fmt: skip
     report = "\n".join(f"{p}: dkms {r} {rm} / distkernel {o} {om} {ours[p].reason}" for p, r, o, rm, om in table)
