@@ -111,11 +111,21 @@ def install(
         ("secure boot", _secure_boot(inst.uki is not None, inst.uki_signer)),
         ("default", "yes" if inst.default else "no (a required external module failed)"),
         ("cmdline", inst.cmdline or "-"),
-        *(("module", f"{m.name} {m.version}: {'ok' if m.ok else 'FAILED ' + m.reason}") for m in inst.external_modules),
+        *(
+            ("module", f"{m.name} {m.version}: {_module_outcome(m.ok, m.status, m.reason)}")
+            for m in inst.external_modules
+        ),
         ("pruned", ", ".join(inst.pruned) or "-"),
         ("hooks", ", ".join(inst.hooks) or "-"),
     ]
     render.table(None, ("", ""), rows)
+
+
+def _module_outcome(ok: bool, status: str, reason: str) -> str:
+    """built, or why not: excluded (the BUILD_EXCLUSIVE rule), skipped, FAILED (the error)."""
+    if not ok:
+        return f"FAILED {reason}"
+    return f"{status}: {reason}" if status in ("excluded", "skipped") else status or "ok"
 
 
 def _state_json(state: State) -> dict[str, Any]:

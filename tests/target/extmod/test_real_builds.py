@@ -74,3 +74,18 @@ def test_modules_are_signed_with_the_roots_key(real_kernel: RealKernel, signing_
     cert = x509.load_pem_x509_certificate(keys.path(MODULE_CRT).read_bytes())
     assert int(modinfo(ko, "sig_key").replace(":", ""), 16) == cert.serial_number  # sign-file names issuer + serial
     assert modinfo(ko, "signer") == "distkernel module signing key"
+
+
+def test_with_v1_the_reason_is_gccs_error_not_a_command_line(real_kernel: RealKernel, tmp_path: Path) -> None:
+    src = tmp_path / "broken-v1"
+    shutil.copytree(EXTMOD / "broken", src)
+    (src / "dkms.conf").write_text(
+        'PACKAGE_NAME=broken_v1\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME[0]=dk_broken\nDEST_MODULE_LOCATION[0]="/extra"\n'
+        'AUTOINSTALL=yes\nMAKE[0]="make -C $kernel_source_dir M=$PWD V=1"\n'
+    )
+    root = tmp_path / "root"
+    moddir = root_with_modules(root, real_kernel)
+    registry.add(root, src)
+    [o] = for_kernel.build_for_kernel(root, real_kernel.release, real_kernel.headers, moddir)
+    assert o.log is not None and "-Werror=" in o.log.read_text()  # V=1: gcc's command lines are in the output
+    assert o.reason.startswith("dk_broken.c:") and ": error: " in o.reason and "this_symbol_does_not_exist" in o.reason

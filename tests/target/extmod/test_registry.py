@@ -27,7 +27,13 @@ def test_kbuild_source_is_copied_without_build_leftovers(tmp_path: Path) -> None
 def test_dkms_source_takes_name_and_version_from_dkms_conf(tmp_path: Path) -> None:
     rec = registry.add(tmp_path, EXTMOD / "dkms")
     assert (rec.name, rec.version, rec.kind, rec.modules) == ("dk_dkms", "1.2", "dkms", ("dk_dkms", "dk_dkms_extra"))
-    assert "POST_INSTALL (a script: not run)" in rec.ignored
+    assert rec.ignored == ("POST_INSTALL (not run: the root is not this machine)",)
+    assert (rec.package_name, rec.package_version, rec.autoinstall, rec.remake_initrd) == (
+        "dk_dkms",
+        "1.2",
+        True,
+        False,
+    )
     assert registry.add(tmp_path, EXTMOD / "dkms", name="other", version="9").version == "9"
 
 
@@ -71,3 +77,25 @@ def test_drop_forgets_everything(tmp_path: Path) -> None:
     assert registry.statuses(tmp_path, "foo")[0].files == ("updates/foo.ko",)
     registry.drop(tmp_path, "foo")
     assert registry.registered(tmp_path) == [] and not registry.entry_dir(tmp_path, "foo").exists()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"{not json",
+        b'{"release": "other", "status": "built"}',
+        b'{"release": "6.1.0"}',
+        b'{"release": "6.1.0", "version": "1", "status": "built", "files": ["../../etc/x"]}',
+    ],
+)
+def test_a_damaged_build_status_fails_closed(tmp_path: Path, damage: bytes) -> None:
+    registry.add(tmp_path, fake_module(tmp_path / "src", "foo"))
+    registry.save_status(tmp_path, "foo", registry.KernelStatus("6.1.0", "1", "built", files=("updates/foo.ko",)))
+    path = registry.status_path(tmp_path, "foo", "6.1.0")
+    path.write_bytes(damage)
+    with pytest.raises(UserError, match="damaged module build status") as e:
+        registry.load_status(tmp_path, "foo", "6.1.0")
+    assert str(path) in e.value.message and "distkernel modules rebuild foo --kernel 6.1.0" in e.value.message
+    with pytest.raises(UserError, match="damaged"):
+        registry.statuses(tmp_path, "foo")
+    assert registry.load_status(tmp_path, "foo", "6.2.0") is None  # never built is still None

@@ -1,55 +1,56 @@
-"""Build registered modules against one kernel's headers tree, many at once.
+"""Build registered modules against kernels' headers trees, many at once.
 
-A build is `make -C HEADERS M=COPY modules` (or the dkms.conf's MAKE) on a fresh copy of
-the source, with the kernel's ARCH/CROSS_COMPILE/LLVM. All makes share one jobserver of
-`cores` tokens, so builds side by side never oversubscribe the machine. Plain Kbuild
-modules for the same kernel are built by one make: Kbuild's fixed cost per make (some
-thirty compiler probes, modpost) is then paid once, not per module, and its objects
-spread over all the tokens. A group that fails is built again module by module, so a
-broken module costs only itself (and is built alone from then on). A failed build
-yields a failed outcome with its log; it never raises."""
+Each dkms module's dkms.conf is first evaluated for each kernel (dkms.py): a module
+whose BUILD_EXCLUSIVE_* rules a kernel out is *excluded* (with the rule), one whose
+AUTOINSTALL is not yes is *skipped* by install, and BUILD_DEPENDS orders the builds
+(a module is built after the modules it names, and fails if they did not build). The
+rest are built as dkms builds them (steps.py) with the kernel's ARCH/CROSS_COMPILE/LLVM.
+
+All makes share one jobserver of `cores` tokens, so builds side by side never
+oversubscribe the machine. Modules whose build is plain Kbuild (no dkms.conf, or a
+dkms.conf with dkms's default MAKE and no scripts or patches) and whose Makefiles do not
+depend on the folder they are built from are built for one kernel by one make: Kbuild's
+fixed cost per make (some thirty compiler probes, modpost) is then paid once. A group
+that fails is built again module by module, so a broken module costs only itself (and
+is built alone from then on). A failed build yields a failed outcome with its log and
+its first real error; it never raises. A damaged build status stops the run before any
+build (registry.load_status)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shlex
 import shutil
-import subprocess
 import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from distkernel.core.errors import DistkernelError
 from distkernel.core.paths import EXTMOD_WORK
-from distkernel.core.tools import run, tail
-from distkernel.target.extmod import dkms, registry, signing
+from distkernel.core.tools import run
+from distkernel.target.extmod import dkms, registry, signing, steps
 from distkernel.target.extmod.jobserver import JobServer, default_cores
 from distkernel.target.extmod.kernel import Kernel
 from distkernel.target.extmod.placement import Claims, uninstall
 from distkernel.target.extmod.registry import KernelStatus, Registered
+from distkernel.target.extmod.steps import Product
 
-WORK = EXTMOD_WORK  # build copies, under the root; removed after each build
-DEFAULT_DEST = "updates"
-_JOBS_FLAGS = ("-j", "--jobs")
-_MAKE_ENV_DROP = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
-Built = list[tuple[Path, str]]  # (built .ko, its place relative to lib/modules/RELEASE)
+WORK = EXTMOD_WORK  # build copies, under the root; removed after each run
 
 
 @dataclass(frozen=True)
 class ModuleOutcome:
     name: str
     version: str
-    ok: bool
+    ok: bool  # not failed (built, excluded or skipped)
     required: bool
     in_initramfs: tuple[str, ...]  # module names (without .ko) the initramfs must carry
     log: Path | None = None
     reason: str = ""
     release: str = ""
-    status: str = ""  # built | failed | skipped
+    status: str = ""  # built | failed | skipped (AUTOINSTALL) | excluded (BUILD_EXCLUSIVE_*)
     signed: str = ""  # signed | unsigned | "" when the kernel does not sign modules
     files: tuple[str, ...] = ()  # installed, relative to lib/modules/RELEASE
     seconds: float = 0.0
@@ -62,122 +63,286 @@ class Job:
     explicit: bool = False  # asked for by name (add/rebuild): dkms AUTOINSTALL does not apply
 
 
-@dataclass(frozen=True)
-class Group:
-    """Modules built by one make: each copy is a subfolder of M."""
+@dataclass
+class _Task:
+    """A job during the run: its dkms.conf for the kernel, and its status once decided."""
 
-    dirs: dict[str, Path]  # module name -> its copy
-    output: str  # the make's log
+    job: Job
+    log: Path
+    kept: tuple[str, ...]  # files of the previous build for this kernel
+    conf: dkms.DkmsConf | None = None
+    ctx: dkms.Context | None = None
+    status: KernelStatus | None = None
+    start: float = field(default_factory=time.monotonic)
+    saved: bool = False
+
+    def decide(
+        self,
+        state: str,
+        reason: str = "",
+        *,
+        files: tuple[str, ...] | None = None,
+        modules: tuple[str, ...] = (),
+        signed: str = "",
+    ) -> None:
+        files = self.kept if files is None else files
+        release, version = self.job.kernel.release, self.job.module.version
+        self.status = KernelStatus(release, version, state, reason, files=files, modules=modules, signed=signed)
+
+    def seal(self, root: Path) -> None:
+        """Save the decided status (with its log and time), once."""
+        if self.status is None or self.saved:
+            return
+        took = round(time.monotonic() - self.start, 2)
+        self.status = dataclasses.replace(self.status, log=str(self.log), seconds=took)
+        registry.save_status(root, self.job.module.name, self.status)
+        self.saved = True
 
 
 def build_all(root: Path, jobs: Sequence[Job], *, cores: int | None = None) -> list[ModuleOutcome]:
     """Build, sign and install every job; outcomes in the order of JOBS."""
     if not jobs:
         return []
-    server, claims = JobServer(cores or default_cores()), Claims(root)
-    units = plan(root, jobs)
+    for module in registry.registered(root):  # a damaged status stops here, before any build
+        registry.statuses(root, module.name)  # (plan and Claims read every module's)
+    tasks = [_task(root, job) for job in jobs]
+    server, claims, work = JobServer(cores or default_cores()), Claims(root), root / WORK
     try:
-        with ThreadPoolExecutor(max_workers=min(len(units), server.slots)) as pool:
-            done = pool.map(lambda unit: _run_unit(root, [jobs[i] for i in unit], server, claims), units)
-            by_index = {
-                i: o for unit, outcomes in zip(units, done, strict=True) for i, o in zip(unit, outcomes, strict=True)
-            }
+        with ThreadPoolExecutor(max_workers=server.slots) as pool:
+            list(pool.map(lambda t: _prepare(root, t, work, server.slots), tasks))
+            waves = _waves(tasks)
+            for t in tasks:
+                t.seal(root)
+            for wave in waves:
+                units = [[wave[i] for i in u] for u in plan(root, [t.job for t in wave], [t.conf for t in wave])]
+                list(pool.map(lambda u: _run_unit(root, u, tasks, server, claims, work), units))
     finally:
         server.close()
-    return [by_index[i] for i in range(len(jobs))]
+        for release in {job.kernel.release for job in jobs}:
+            shutil.rmtree(work / release, ignore_errors=True)
+    return [_outcome(t) for t in tasks]
 
 
-def plan(root: Path, jobs: Sequence[Job]) -> list[list[int]]:
-    """Units of work (indexes into JOBS): the plain Kbuild modules of each kernel in one
-    group, Kbuild spreading their objects over the jobserver's tokens; alone: dkms
-    modules (their own MAKE and layout) and modules whose last build failed somewhere
-    (a known-broken module must not make its group build twice)."""
+def _task(root: Path, job: Job) -> _Task:
+    previous = registry.load_status(root, job.module.name, job.kernel.release)
+    log = registry.log_path(root, job.module.name, job.kernel.release)
+    return _Task(job, log, previous.files if previous else ())
+
+
+def _prepare(root: Path, task: _Task, work: Path, cores: int) -> None:
+    """Start the log; evaluate the dkms.conf for the kernel; decide what needs no build."""
+    module, kernel = task.job.module, task.job.kernel
+    task.log.parent.mkdir(parents=True, exist_ok=True)
+    task.log.write_text(f"# {module.name} {module.version} for {kernel.release}\n")
+    try:
+        if module.kind == "dkms":
+            task.ctx = steps.context(root, work, module, kernel, cores)
+            task.conf = conf = steps.evaluate(root, module, task.ctx)
+            _note(task.log, [f"dkms.conf: {m}" for m in conf.messages])
+            if not task.job.explicit and not conf.autoinstall:
+                return task.decide(
+                    "skipped", "dkms.conf AUTOINSTALL is not yes; build it with `distkernel modules rebuild`"
+                )
+            if conf.exclusion:
+                uninstall(kernel.modules_dir, task.kept)
+                return task.decide("excluded", conf.exclusion, files=())
+        if not (kernel.headers / "Makefile").is_file():
+            task.decide("failed", f"no headers tree at {kernel.headers} (it has no Makefile)")
+    except Exception as e:  # a module must never break the kernel's install
+        task.decide("failed", _why(e, task.log))
+
+
+def _waves(tasks: Sequence[_Task]) -> list[list[_Task]]:
+    """The tasks left to build, in BUILD_DEPENDS order: each wave after the ones holding
+    the modules it depends on (for the same kernel). A cycle fails its members."""
+    todo = [t for t in tasks if t.status is None]
+    by_name = {(t.job.kernel.release, n): t for t in todo for n in _names(t.job.module)}
+    level: dict[int, int] = {}
+
+    def depth(task: _Task, seen: tuple[_Task, ...]) -> int:
+        if any(t is task for t in seen):
+            raise ValueError(" -> ".join(t.job.module.name for t in (*seen, task)))
+        if id(task) not in level:
+            deps = [by_name.get((task.job.kernel.release, d)) for d in (task.conf.build_depends if task.conf else ())]
+            level[id(task)] = max((depth(d, (*seen, task)) + 1 for d in deps if d), default=0)
+        return level[id(task)]
+
+    waves: dict[int, list[_Task]] = {}
+    for task in todo:
+        try:
+            waves.setdefault(depth(task, ()), []).append(task)
+        except ValueError as cycle:
+            task.decide("failed", f"BUILD_DEPENDS form a cycle: {cycle}")
+    return [waves[n] for n in sorted(waves)]
+
+
+def _names(module: Registered) -> set[str]:
+    return {module.name, module.dkms_module[0]}
+
+
+def plan(root: Path, jobs: Sequence[Job], confs: Sequence[dkms.DkmsConf | None] | None = None) -> list[list[int]]:
+    """Units of work (indexes into JOBS): the groupable modules of each kernel in one
+    group, Kbuild spreading their objects over the jobserver's tokens; alone: the others
+    (their own MAKE, scripts or folder-bound Makefiles) and modules whose last build
+    failed somewhere (a known-broken module must not make its group build twice)."""
     units: list[list[int]] = []
     per_kernel: dict[str, list[int]] = {}
     for i, job in enumerate(jobs):
-        failed = any(s.status == "failed" for s in registry.statuses(root, job.module.name))
-        if job.module.kind == "kbuild" and not failed:
+        conf = confs[i] if confs else None
+        if _groupable(root, job.module, conf):
             per_kernel.setdefault(job.kernel.release, []).append(i)
         else:
             units.append([i])
     return [*per_kernel.values(), *units]
 
 
-def _run_unit(root: Path, jobs: list[Job], server: JobServer, claims: Claims) -> list[ModuleOutcome]:
-    if len(jobs) == 1:
-        return [_guarded(root, jobs[0], server, claims, None)]
-    work = root / WORK / f"group-{jobs[0].kernel.release}-{jobs[0].module.name}"
+def _groupable(root: Path, module: Registered, conf: dkms.DkmsConf | None) -> bool:
+    if any(s.status == "failed" for s in registry.statuses(root, module.name)):
+        return False
+    if module.kind == "dkms":
+        if conf is None or not conf.default_make or conf.patches or conf.pre_build or conf.post_build:
+            return False  # its own MAKE or scripts: built as dkms builds it
+        if conf.build_depends or conf.clean not in ("", conf.make_command + " clean"):
+            return False
+    return steps.groupable(module.source_dir(root))
+
+
+def _run_unit(root: Path, unit: list[_Task], tasks: list[_Task], server: JobServer, claims: Claims, work: Path) -> None:
+    if len(unit) == 1:
+        return _guarded(root, unit[0], tasks, server, claims, work, None)
+    kernel = unit[0].job.kernel
+    top = work / kernel.release / f".group-{unit[0].job.module.name}"  # never a module's name
+    folders = {t.job.module.name: top / f"m{n}" for n, t in enumerate(unit)}  # names safe for make
     try:
-        group = _make_group(root, jobs, server, work)
-        return [_guarded(root, job, server, claims, group) for job in jobs]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _make_group(root: Path, jobs: list[Job], server: JobServer, work: Path) -> Group | None:
-    """One make for all JOBS (same kernel, plain Kbuild); None when it fails, and the
-    modules are then built one by one."""
-    kernel = jobs[0].kernel
-    try:
-        shutil.rmtree(work, ignore_errors=True)
-        dirs = {job.module.name: work / f"m{n}" for n, job in enumerate(jobs)}  # names safe for make
-        for job in jobs:
-            shutil.copytree(job.module.source_dir(root), dirs[job.module.name], symlinks=True)
-        (work / "Kbuild").write_text("".join(f"obj-m += {d.name}/\n" for d in dirs.values()))
-        argv = ["make", "-C", str(kernel.headers), f"M={work}", *kernel.make_vars(), "modules"]
-        code, output = _make(argv, work, server)
-    except OSError:
-        return None
-    return Group(dirs, output) if code == 0 else None
-
-
-def _make(argv: list[str], cwd: Path, server: JobServer) -> tuple[int, str]:
-    """Run make as a client of our jobserver; its exit code and output."""
-    env = {k: v for k, v in os.environ.items() if k not in _MAKE_ENV_DROP}
-    env.update(MAKEFLAGS=server.makeflags(), LC_ALL="C")
-    with server.slot():
-        proc = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            pass_fds=(server.read_fd, server.write_fd),
-            check=False,
+        done = steps.build_group(
+            folders, {t.job.module.name: t.job.module.source_dir(root) for t in unit}, kernel, top, server
         )
-    return proc.returncode, "$ " + shlex.join(argv) + "\n" + proc.stdout
-
-
-def _guarded(root: Path, job: Job, server: JobServer, claims: Claims, group: Group | None) -> ModuleOutcome:
-    """One job; whatever goes wrong becomes a failed outcome, never the kernel's problem."""
-    log = registry.log_path(root, job.module.name, job.kernel.release)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(f"# {job.module.name} {job.module.version} for {job.kernel.release}\n")
-    start = time.monotonic()
-    previous = registry.load_status(root, job.module.name, job.kernel.release)
-    kept = previous.files if previous else ()
-    try:
-        status = _build(root, job, server, claims, log, kept, group)
-    except Exception as e:  # a module must never break the kernel's install
-        with open(log, "a") as f:
-            f.write(traceback.format_exc())
-        reason = e.message if isinstance(e, DistkernelError) else f"{type(e).__name__}: {e}"
-        status = KernelStatus(job.kernel.release, job.module.version, "failed", reason, files=kept)
+        group = (folders, done.output) if done and done.code == 0 else None
+        for task in unit:
+            _guarded(root, task, tasks, server, claims, work, group)
     finally:
-        shutil.rmtree(root / WORK / f"{job.module.name}-{job.kernel.release}", ignore_errors=True)
-    status = dataclasses.replace(status, log=str(log), seconds=round(time.monotonic() - start, 2))
-    registry.save_status(root, job.module.name, status)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _guarded(
+    root: Path,
+    task: _Task,
+    tasks: list[_Task],
+    server: JobServer,
+    claims: Claims,
+    work: Path,
+    group: tuple[dict[str, Path], str] | None,
+) -> None:
+    """One task; whatever goes wrong becomes a failed status, never the kernel's problem."""
+    try:
+        _build(root, task, tasks, server, claims, work, group)
+    except Exception as e:
+        task.decide("failed", _why(e, task.log))
+    finally:
+        shutil.rmtree(steps.workspace(work, task.job.module, task.job.kernel), ignore_errors=True)
+        task.seal(root)
+
+
+def _build(
+    root: Path,
+    task: _Task,
+    tasks: list[_Task],
+    server: JobServer,
+    claims: Claims,
+    work: Path,
+    group: tuple[dict[str, Path], str] | None,
+) -> None:
+    module, kernel, conf = task.job.module, task.job.kernel, task.conf
+    if missing := _missing_depends(root, task, tasks):
+        return task.decide("failed", missing)
+    made: list[Product] | str | None = _from_group(group, module.name, conf, task.log) if group else None
+    if made is None:  # not grouped, or its group's make did not give it its modules
+        made = _alone(root, task, work, server)
+    if isinstance(made, str):
+        return task.decide("failed", made + (" (previous build kept)" if task.kept else ""))
+    signed = _strip_and_sign(root, kernel, made, task.log)
+    if conf and task.ctx:
+        steps.post_build(task.ctx, conf, kernel, server, task.log)
+    if clash := claims.install(
+        module.name, kernel.release, kernel.modules_dir, [(p.src, p.dest) for p in made], task.kept
+    ):
+        return task.decide("failed", clash)
+    if conf and task.ctx and conf.post_install:
+        if root.resolve() == Path("/"):
+            steps.run_step("script", conf.post_install, task.ctx, conf, kernel, server, task.log)
+        else:
+            _note(task.log, [f"POST_INSTALL {conf.post_install!r} not run: {root} is not this machine's root"])
+    names = tuple(Path(p.dest).name.removesuffix(".ko") for p in made)
+    task.decide("built", files=tuple(p.dest for p in made), modules=names, signed=signed)
+
+
+def _missing_depends(root: Path, task: _Task, tasks: list[_Task]) -> str:
+    """Why a BUILD_DEPENDS of TASK is not there for its kernel ("" when all are built)."""
+    release = task.job.kernel.release
+    for dep in task.conf.build_depends if task.conf else ():
+        this_run = [t for t in tasks if t.job.kernel.release == release and dep in _names(t.job.module)]
+        if this_run:
+            status = this_run[0].status
+        else:
+            known = [m for m in registry.registered(root) if dep in _names(m)]
+            if not known:
+                return f"BUILD_DEPENDS {dep} is not registered; add it with `distkernel modules add`"
+            status = registry.load_status(root, known[0].name, release)
+        if status is None or status.status != "built":
+            return f"BUILD_DEPENDS {dep} is not built for {release} ({status.status if status else 'never built'})"
+    return ""
+
+
+def _from_group(
+    group: tuple[dict[str, Path], str], name: str, conf: dkms.DkmsConf | None, log: Path
+) -> list[Product] | None:
+    folders, output = group
+    made = steps.products(conf, folders[name])
+    if not made or not all(p.src.is_file() for p in made):
+        return None
+    with open(log, "a") as f:
+        f.write(f"# built in one make with: {', '.join(folders)}\n{output}")
+    return made
+
+
+def _alone(root: Path, task: _Task, work: Path, server: JobServer) -> list[Product] | str:
+    module, kernel = task.job.module, task.job.kernel
+    if task.conf and task.ctx:
+        return steps.build_dkms(kernel, task.conf, task.ctx, server, task.log)
+    copy = steps.workspace(work, module, kernel) / "build"
+    return steps.build_kbuild(root, module, kernel, copy, server, task.log)
+
+
+def _strip_and_sign(root: Path, kernel: Kernel, made: list[Product], log: Path) -> str:
+    """Strip debug info (like INSTALL_MOD_STRIP=1, unless STRIP[#]=no), then sign: the
+    signature must be last."""
+    for p in made:
+        if p.strip:
+            run([kernel.tool("strip"), "--strip-debug", p.src], log=log, what=f"strip {p.src.name}")
+    if not signing.signs_modules(kernel.config):
+        return ""
+    key = signing.root_module_key(root)
+    if key is None:
+        _note(log, [f"not signed: no module key at {root / signing.KEY_DIR} (the kernel has CONFIG_MODULE_SIG=y)"])
+        return signing.UNSIGNED
+    tool = signing.sign_file(kernel.headers, root / WORK, log)
+    for p in made:
+        signing.sign_module(tool, kernel.config, key, p.src, log)
+    return signing.SIGNED
+
+
+def _outcome(task: _Task) -> ModuleOutcome:
+    module, status = task.job.module, task.status
+    assert status is not None and task.saved
     return ModuleOutcome(
-        name=job.module.name,
-        version=job.module.version,
+        name=module.name,
+        version=module.version,
         ok=status.status != "failed",
-        required=job.module.required,
-        in_initramfs=status.modules if job.module.initramfs and status.status == "built" else (),
-        log=log,
+        required=module.required,
+        in_initramfs=status.modules if module.initramfs and status.status == "built" else (),
+        log=task.log,
         reason=status.reason,
-        release=job.kernel.release,
+        release=status.release,
         status=status.status,
         signed=status.signed,
         files=status.files,
@@ -185,130 +350,13 @@ def _guarded(root: Path, job: Job, server: JobServer, claims: Claims, group: Gro
     )
 
 
-def _build(
-    root: Path, job: Job, server: JobServer, claims: Claims, log: Path, kept: tuple[str, ...], group: Group | None
-) -> KernelStatus:
-    module, kernel = job.module, job.kernel
-    conf = module.dkms_conf(root)
-
-    def result(
-        state: str, reason: str = "", files: tuple[str, ...] = kept, modules: tuple[str, ...] = (), signed: str = ""
-    ) -> KernelStatus:
-        return KernelStatus(kernel.release, module.version, state, reason, files=files, modules=modules, signed=signed)
-
-    if conf and not job.explicit and not conf.autoinstall:
-        return result("skipped", "dkms.conf AUTOINSTALL is not yes; build it with `distkernel modules rebuild`")
-    if conf and (why := dkms.exclusion(conf, kernel.release, kernel.machine, kernel.config)):
-        uninstall(kernel.modules_dir, kept)
-        return result("skipped", why, files=())
-    if not (kernel.headers / "Makefile").is_file():
-        return result("failed", f"no headers tree at {kernel.headers} (it has no Makefile)")
-    built: Built | str | None = _from_group(group, module.name, conf, kernel, log) if group else None
-    if built is None:  # not grouped, or its group's make did not give it its modules
-        built = _alone(root, job, conf, server, log)
-    if isinstance(built, str):
-        return result("failed", built + (" (previous build kept)" if kept else ""))
-    signed = _strip_and_sign(root, kernel, [src for src, _ in built], log)
-    if clash := claims.install(module.name, kernel.release, kernel.modules_dir, built, kept):
-        return result("failed", clash)
-    names = tuple(Path(rel).name.removesuffix(".ko") for _, rel in built)
-    return result("built", files=tuple(rel for _, rel in built), modules=names, signed=signed)
-
-
-def _from_group(group: Group, name: str, conf: dkms.DkmsConf | None, kernel: Kernel, log: Path) -> Built | None:
-    built = built_modules(conf, kernel, group.dirs[name])
-    if not built or not all(src.is_file() for src, _ in built):
-        return None
+def _why(e: Exception, log: Path) -> str:
     with open(log, "a") as f:
-        f.write(f"# built in one make with: {', '.join(group.dirs)}\n{group.output}")
-    return built
+        f.write(traceback.format_exc())
+    return e.message if isinstance(e, DistkernelError) else f"{type(e).__name__}: {e}"
 
 
-def _alone(root: Path, job: Job, conf: dkms.DkmsConf | None, server: JobServer, log: Path) -> Built | str:
-    """Build JOB by itself: its modules, or why it failed."""
-    module, kernel = job.module, job.kernel
-    work = root / WORK / f"{module.name}-{kernel.release}"
-    shutil.rmtree(work, ignore_errors=True)
-    copy = work / "dkms" / module.name / module.version / "build" if conf else work / "build"
-    shutil.copytree(module.source_dir(root), copy, symlinks=True)
-    try:
-        argv = make_argv(conf, kernel, copy, work / "dkms", server.slots)
-    except ValueError as e:
-        return str(e)
-    code, output = _make(argv, copy, server)
-    with open(log, "a") as f:
-        f.write(output)
-    if code != 0:
-        first = next((line for line in tail(output.splitlines(), 50) if "error" in line.lower()), f"exit {code}")
-        return first.strip().replace(f"{copy}/", "")  # the build copy's path says nothing
-    built = built_modules(conf, kernel, copy)
-    missing = [str(src.relative_to(copy)) for src, _ in built if not src.is_file()]
-    if missing or not built:
-        return f"make succeeded but did not build {', '.join(missing) or 'any .ko'}"
-    return built
-
-
-def make_argv(conf: dkms.DkmsConf | None, kernel: Kernel, copy: Path, dkms_tree: Path, cores: int) -> list[str]:
-    """The make command line; ValueError when a dkms.conf MAKE cannot be run without a shell."""
-    default = ["make", "-C", str(kernel.headers), f"M={copy}", "modules"]
-    command = dkms.make_command(conf, kernel.release) if conf else None
-    if command is None:
-        return [*default[:-1], *kernel.make_vars(), default[-1]]
-    variables = {
-        "kernelver": kernel.release,
-        "kernel_source_dir": str(kernel.headers),
-        "dkms_tree": str(dkms_tree),
-        "PWD": str(copy),  # dkms runs MAKE in the build copy
-        "arch": kernel.machine,
-        "parallel_jobs": str(cores),
-        "module": conf.package_name if conf else "",
-        "module_version": conf.package_version if conf else "",
-        "PACKAGE_NAME": conf.package_name if conf else "",
-        "PACKAGE_VERSION": conf.package_version if conf else "",
-    }
-    if unknown := dkms.unknown_variables(command, variables):
-        raise ValueError(f"dkms.conf MAKE uses ${unknown[0]}, which distkernel does not define")
-    words = shlex.split(dkms.expand(command, variables))
-    if any(w in ("&&", "||", ";", "|", ">", "<", "&") for w in words):
-        raise ValueError("dkms.conf MAKE uses shell syntax; distkernel runs it without a shell: use one make command")
-    if not words or os.path.basename(words[0]) != "make":
-        raise ValueError(f"dkms.conf MAKE runs {words[0] if words else 'nothing'!r}; only make commands are run")
-    # The jobserver decides parallelism: drop -jN so one module cannot oversubscribe.
-    kept: list[str] = []
-    after_bare_j = False
-    for w in words[1:]:
-        if not (w.startswith(_JOBS_FLAGS) or (after_bare_j and w.isdigit())):
-            kept.append(w)
-        after_bare_j = w in _JOBS_FLAGS
-    return [words[0], *kept, *kernel.make_vars()]
-
-
-def built_modules(conf: dkms.DkmsConf | None, kernel: Kernel, copy: Path) -> Built:
-    """Each module the build in COPY should have made, and where it goes."""
-    if conf is None:
-        found = sorted(copy.rglob("*.ko"))
-        return [(ko, f"{DEFAULT_DEST}/{ko.name}") for ko in found]
-    variables = {"kernelver": kernel.release, "arch": kernel.machine}
-    out = []
-    for m in conf.modules:
-        location = dkms.expand(m.location, variables)
-        dest = dkms.expand(m.dest, variables) or DEFAULT_DEST
-        out.append((copy / location / f"{m.name}.ko", f"{dest}/{m.dest_name}.ko"))
-    return out
-
-
-def _strip_and_sign(root: Path, kernel: Kernel, modules: list[Path], log: Path) -> str:
-    """Strip debug info (like INSTALL_MOD_STRIP=1), then sign: the signature must be last."""
-    for ko in modules:
-        run([kernel.tool("strip"), "--strip-debug", ko], log=log, what=f"strip {ko.name}")
-    if not signing.signs_modules(kernel.config):
-        return ""
-    key = signing.root_module_key(root)
-    if key is None:
+def _note(log: Path, lines: Sequence[str]) -> None:
+    if lines:
         with open(log, "a") as f:
-            f.write(f"# not signed: no module key at {root / signing.KEY_DIR} (the kernel has CONFIG_MODULE_SIG=y)\n")
-        return signing.UNSIGNED
-    tool = signing.sign_file(kernel.headers, root / WORK, log)
-    for ko in modules:
-        signing.sign_module(tool, kernel.config, key, ko, log)
-    return signing.SIGNED
+            f.write("".join(f"# {line}\n" for line in lines))

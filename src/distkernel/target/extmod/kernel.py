@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from distkernel.build.compile.kbuild import make_vars
 from distkernel.build.config.values import read_config
 from distkernel.core.arch import Arch, get_arch, known_arches
 
@@ -30,16 +31,24 @@ class Kernel:
         """dkms's $arch: `uname -m` of the kernel's machine."""
         return self.arch.machines[0] if self.arch else ""
 
+    @property
+    def clang(self) -> bool:
+        return self.config.get("CONFIG_CC_IS_CLANG") == "y"
+
     def make_vars(self) -> list[str]:
         """ARCH, CROSS_COMPILE and LLVM as the kernel was built with them."""
-        out = self.arch.make_args() if self.arch else []
-        if self.config.get("CONFIG_CC_IS_CLANG") == "y":
-            out.append("LLVM=1")
-        return out
+        return make_vars(self.arch, self.clang)
+
+    def cross_env(self) -> dict[str, str]:
+        """ARCH and CROSS_COMPILE for a kernel of another machine, in the environment of
+        a dkms MAKE line (dkms itself builds for the running machine only); none when native."""
+        if self.arch is None or self.arch.native:
+            return {}
+        return dict(v.split("=", 1) for v in self.arch.make_args())
 
     def tool(self, name: str) -> str:
         """A binutils tool for the kernel's machine (llvm-NAME for clang-built kernels)."""
-        if self.config.get("CONFIG_CC_IS_CLANG") == "y":
+        if self.clang:
             return f"llvm-{name}"
         return f"{self.arch.cross_compile if self.arch else ''}{name}"
 

@@ -71,11 +71,15 @@ def uninstall(modules_dir: Path, files: Sequence[str]) -> None:
             (modules_dir / rel).unlink(missing_ok=True)
 
 
-def depmod(modules_dir: Path, release: str) -> None:
-    """depmod for a modules folder wherever it is (a staged one need not be named
-    lib/modules/RELEASE): depmod -b sees it through a symlink."""
+def depmod(modules_dir: Path, release: str, log: Path | None = None) -> None:
+    """depmod for a modules folder wherever it is: `depmod -b BASE` when it is
+    BASE/lib/modules/RELEASE, else through a symlink of that shape (a staged folder need
+    not be named so). The one place distkernel runs depmod."""
+    if modules_dir.parts[-3:] == ("lib", "modules", release):
+        run(["depmod", "-b", modules_dir.parent.parent.parent, release], log=log, what=f"depmod {release}")
+        return
     with tempfile.TemporaryDirectory(prefix="distkernel-depmod-") as tmp:
         base = Path(tmp)
         (base / "lib" / "modules").mkdir(parents=True)
         (base / "lib" / "modules" / release).symlink_to(modules_dir.resolve())
-        run(["depmod", "-b", base, release], what=f"depmod {release}")
+        run(["depmod", "-b", base, release], log=log, what=f"depmod {release}")

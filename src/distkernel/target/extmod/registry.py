@@ -20,11 +20,13 @@ from pathlib import Path
 
 from distkernel.core.cache import atomic_write_text, flocked, fsync_dir
 from distkernel.core.errors import UserError
-from distkernel.core.paths import MODULE_REGISTRY
+from distkernel.core.paths import EXTMOD_WORK, MODULE_REGISTRY
 from distkernel.target.extmod import dkms
+from distkernel.target.extmod.kernel import Kernel
 
 REGISTRY = MODULE_REGISTRY
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+DKMS_TREE = f"{EXTMOD_WORK}/dkms"  # dkms's $dkms_tree while evaluating at add time
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+~-]*$")  # ~ as in Debian versions (0~2022+git)
 # Build leftovers a source folder may carry: never copied, so every build starts clean.
 _LEFTOVERS = ("*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "Module.symvers", "modules.order", ".tmp_versions", ".git")
 
@@ -41,13 +43,18 @@ class Registered:
     required: bool  # a kernel it fails for never becomes the default
     autoinstall: bool  # rebuilt by every install (dkms AUTOINSTALL; always for kbuild)
     modules: tuple[str, ...] = ()  # .ko names it declares (dkms); kbuild: found after a build
-    ignored: tuple[str, ...] = ()  # dkms.conf keys and lines not understood
+    ignored: tuple[str, ...] = ()  # dkms.conf keys distkernel does not act on, with why
+    package_name: str = ""  # dkms: PACKAGE_NAME and PACKAGE_VERSION, dkms's $module and
+    package_version: str = ""  # $module_version (name and version may be overridden)
+    remake_initrd: bool = False  # dkms.conf REMAKE_INITRD=yes
 
     def source_dir(self, root: Path) -> Path:
         return entry_dir(root, self.name) / self.source
 
-    def dkms_conf(self, root: Path) -> dkms.DkmsConf | None:
-        return dkms.parse(self.source_dir(root) / "dkms.conf") if self.kind == "dkms" else None
+    @property
+    def dkms_module(self) -> tuple[str, str]:
+        """dkms's $module and $module_version for this registration."""
+        return self.package_name or self.name, self.package_version or self.version
 
 
 @dataclass(frozen=True)
@@ -56,13 +63,16 @@ class KernelStatus:
 
     release: str
     version: str
-    status: str  # built | failed | skipped
+    status: str  # built | failed | skipped (AUTOINSTALL) | excluded (BUILD_EXCLUSIVE_*)
     reason: str = ""
     log: str = ""
     files: tuple[str, ...] = ()  # installed, relative to lib/modules/RELEASE
     modules: tuple[str, ...] = ()  # module names (without .ko) installed
     signed: str = ""  # signed | unsigned | "" when the kernel does not sign modules
     seconds: float = 0.0
+
+
+STATUSES = ("built", "failed", "skipped", "excluded")
 
 
 def registry_dir(root: Path) -> Path:
@@ -75,7 +85,7 @@ def entry_dir(root: Path, name: str) -> Path:
 
 def check_name(value: str, what: str) -> str:
     if not _NAME.match(value):
-        raise UserError(f"{what} {value!r} is not valid; use letters, digits and _ . + - (not starting with . + -)")
+        raise UserError(f"{what} {value!r} is not valid; use letters, digits and _ . + ~ - (not starting with . + ~ -)")
     return value
 
 
@@ -108,16 +118,17 @@ def add(
     version: str | None = None,
     initramfs: bool = False,
     required: bool = False,
+    kernel: Kernel | None = None,
 ) -> Registered:
-    """Copy SRC into the registry (replacing an earlier source of the same name)."""
+    """Copy SRC into the registry (replacing an earlier source of the same name). A
+    dkms.conf is evaluated for KERNEL (default: the running kernel's release, as `dkms
+    add` does) to learn its name, version and modules, and refused if dkms would."""
     if not src.is_dir():
         raise UserError(f"{src}: not a folder; give the folder holding the module's Kbuild, Makefile or dkms.conf")
-    conf = dkms.parse(src / "dkms.conf") if (src / "dkms.conf").is_file() else None
+    conf = _conf_at_add(root, src, kernel, version) if (src / "dkms.conf").is_file() else None
     if conf is None and not any((src / f).is_file() for f in ("Kbuild", "Makefile")):
         raise UserError(f"{src}: no Kbuild, Makefile or dkms.conf; point at the module's source folder")
     name = check_name(name or (conf.package_name if conf else src.resolve().name), "module name")
-    if conf and not (version or conf.package_version):
-        raise UserError(f"{src / 'dkms.conf'}: PACKAGE_VERSION is not set; add it or pass --version")
     if version or conf:
         check_name(version or (conf.package_version if conf else ""), "module version")
     entry = entry_dir(root, name)
@@ -138,7 +149,10 @@ def add(
             required=required,
             autoinstall=conf.autoinstall if conf else True,
             modules=tuple(m.dest_name for m in conf.modules) if conf else (),
-            ignored=conf.ignored if conf else (),
+            ignored=_ignored(root, conf) if conf else (),
+            package_name=conf.package_name if conf else "",
+            package_version=conf.package_version if conf else "",
+            remake_initrd=conf.remake_initrd if conf else False,
         )
         final = entry / record.source
         if final.exists():
@@ -155,6 +169,30 @@ def add(
         if old.name != record.source:
             shutil.rmtree(old)
     return record
+
+
+def _ignored(root: Path, conf: dkms.DkmsConf) -> tuple[str, ...]:
+    """What of CONF distkernel will not act on in ROOT, with why."""
+    if conf.post_install and root.resolve() != Path("/"):
+        return (*conf.ignored, "POST_INSTALL (not run: the root is not this machine)")
+    return conf.ignored
+
+
+def _conf_at_add(root: Path, src: Path, kernel: Kernel | None, version: str | None) -> dkms.DkmsConf:
+    """SRC's dkms.conf evaluated as `dkms add` does (PACKAGE_VERSION may come from --version)."""
+    release = kernel.release if kernel else os.uname().release
+    ctx = dkms.Context(
+        kernelver=release,
+        arch=kernel.machine if kernel and kernel.machine else os.uname().machine,
+        kernel_source_dir=kernel.headers if kernel else root / "lib/modules" / release / "build",
+        dkms_tree=root / DKMS_TREE,
+        source_tree=src.resolve().parent,
+        install_tree=kernel.modules_dir.parent if kernel else root / "lib/modules",
+        module="",
+        module_version=version or "",
+        running_distribution=dkms.running_distribution(root),
+    )
+    return dkms.evaluate(src / "dkms.conf", ctx, overrides=root / "etc/dkms", version=version)
 
 
 def _load_record(path: Path) -> Registered:
@@ -192,17 +230,34 @@ def log_path(root: Path, name: str, release: str) -> Path:
 
 
 def save_status(root: Path, name: str, status: KernelStatus) -> None:
-    atomic_write_text(entry_dir(root, name) / "kernels" / f"{status.release}.json", json.dumps(asdict(status)) + "\n")
+    atomic_write_text(status_path(root, name, status.release), json.dumps(asdict(status)) + "\n")
+
+
+def status_path(root: Path, name: str, release: str) -> Path:
+    return entry_dir(root, name) / "kernels" / f"{release}.json"
 
 
 def load_status(root: Path, name: str, release: str) -> KernelStatus | None:
-    path = entry_dir(root, name) / "kernels" / f"{release}.json"
+    """The last build of NAME for RELEASE; None when it was never built. A status that
+    cannot be read is not "never built" (its files may still be installed): UserError."""
+    path = status_path(root, name, release)
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        doc = json.loads(path.read_bytes())
+        if not isinstance(doc, dict) or doc.get("release") != release or doc.get("status") not in STATUSES:
+            raise ValueError("not a build status")
+        doc["files"], doc["modules"] = tuple(doc.get("files", ())), tuple(doc.get("modules", ()))
+        status = KernelStatus(**{k: v for k, v in doc.items() if k in KernelStatus.__dataclass_fields__})
+        if not all(isinstance(f, str) and ".." not in Path(f).parts and not f.startswith("/") for f in status.files):
+            raise ValueError("a file outside lib/modules")
+        return status
+    except FileNotFoundError:
         return None
-    doc["files"], doc["modules"] = tuple(doc.get("files", ())), tuple(doc.get("modules", ()))
-    return KernelStatus(**{k: v for k, v in doc.items() if k in KernelStatus.__dataclass_fields__})
+    except (OSError, ValueError, TypeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else str(e)
+        raise UserError(
+            f"{path}: damaged module build status ({reason}); delete it, then run "
+            f"`distkernel modules rebuild {name} --kernel {release}`"
+        ) from None
 
 
 def statuses(root: Path, name: str) -> list[KernelStatus]:
@@ -212,4 +267,4 @@ def statuses(root: Path, name: str) -> list[KernelStatus]:
 
 
 def forget_status(root: Path, name: str, release: str) -> None:
-    (entry_dir(root, name) / "kernels" / f"{release}.json").unlink(missing_ok=True)
+    status_path(root, name, release).unlink(missing_ok=True)

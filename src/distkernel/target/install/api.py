@@ -14,8 +14,8 @@ from pathlib import Path
 from distkernel.build.trust.gate import require_trusted
 from distkernel.core.errors import UserError
 from distkernel.core.paths import INSTALL_LOG, STATE_DIR, one_line, plain_name, under_root
-from distkernel.core.tools import run
 from distkernel.target.extmod.for_kernel import ModuleOutcome, blocks_default, build_for_kernel
+from distkernel.target.extmod.placement import depmod
 from distkernel.target.initramfs import InitramfsSpec, default_backend, make_initramfs
 from distkernel.target.install.changes import stage_removal, stage_shared
 from distkernel.target.install.layouts import KernelFiles, Placement, choose, place, refuse_foreign_files
@@ -88,10 +88,6 @@ def _verified(package: Path, root: Path) -> Unpacked:
     return unpacked
 
 
-def depmod(base: Path, release: str, log: Path) -> None:
-    run(["depmod", "-b", base, release], log=log, what="depmod")
-
-
 def install_package(
     package: Path,
     root: Path,
@@ -158,11 +154,11 @@ def _stage_install(
     shutil.copyfile(work / "vmlinuz", staged_mods / "vmlinuz")  # kernel-install's place; refresh rebuilds UKIs from it
     log = under_root(root, LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
-    depmod(base, release, log)
+    depmod(staged_mods, release, log)
     checkpoint("depmod")
     outcomes = build_for_kernel(root, release, staged_headers, staged_mods)
     if any(o.ok for o in outcomes):
-        depmod(base, release, log)
+        depmod(staged_mods, release, log)
     checkpoint("extmod")
     extra = tuple(sorted({m for o in outcomes if o.ok for m in o.in_initramfs}))
     initrd = make_initrd(backend, release, staged_mods, work / "config", work / "initrd.img", extra, root)

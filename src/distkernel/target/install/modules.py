@@ -104,10 +104,18 @@ def add_module(
         kernels = _kernels(root, state)
         with registry.locked(root):
             carried_before = {m.name for m in registry.registered(root) if m.initramfs}
-            module = registry.add(root, src, name=name, version=version, initramfs=initramfs, required=required)
+            module = registry.add(
+                root,
+                src,
+                name=name,
+                version=version,
+                initramfs=initramfs,
+                required=required,
+                kernel=_default(kernels, state),
+            )
             outcomes = _build(root, [module], list(kernels.values()), cores)
         _record(held, outcomes)
-        carried = module.initramfs or module.name in carried_before
+        carried = module.initramfs or module.remake_initrd or module.name in carried_before
         refreshed = _refresh(held, [o.release for o in outcomes]) if carried else ()
     notes = (f"no kernel installed in {root} yet: the next `distkernel install` builds it",) if not kernels else ()
     return Change((module,), tuple(outcomes), refreshed, tuple(kernels), notes, state.default)
@@ -138,7 +146,7 @@ def rebuild(
                 raise UserError(f"no module is registered in {root}; register one with `distkernel modules add SRC`")
             outcomes = _build(root, modules, list(kernels.values()), cores)
         _record(held, outcomes)
-        carried = any(m.initramfs for m in modules)
+        carried = any(m.initramfs or m.remake_initrd for m in modules)
         refreshed = _refresh(held, kernels) if carried else ()
     return Change(tuple(modules), tuple(outcomes), refreshed, tuple(kernels), default=state.default)
 
@@ -169,10 +177,14 @@ def remove_module(root: Path, name: str) -> Change:
 
 
 def listing(root: Path) -> list[tuple[Registered, list[KernelStatus]]]:
-    """Every registered module with its last build per kernel (kernels no longer installed
-    are left out when install's state is readable)."""
+    """Every registered module with its last build for each kernel installed now (never
+    the builds for kernels that were removed)."""
     kernels = set(installed_kernels(root))
     return [
-        (m, [s for s in registry.statuses(root, m.name) if not kernels or s.release in kernels])
-        for m in registry.registered(root)
+        (m, [s for s in registry.statuses(root, m.name) if s.release in kernels]) for m in registry.registered(root)
     ]
+
+
+def _default(kernels: dict[str, Kernel], state: State) -> Kernel | None:
+    """The kernel a dkms.conf is first evaluated for: the default one, else any."""
+    return kernels.get(state.default or "") or next(iter(kernels.values()), None)

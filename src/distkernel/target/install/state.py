@@ -48,11 +48,12 @@ class ModuleRecord:
     required: bool
     reason: str = ""
     log: str = ""  # its build log, absolute
+    status: str = ""  # built | failed | skipped | excluded ("" in records written before it)
 
 
 def module_record(o: ModuleOutcome) -> ModuleRecord:
     """What install's state keeps of an outcome (`list` shows it)."""
-    return ModuleRecord(o.name, o.version, o.ok, o.required, o.reason, str(o.log) if o.log else "")
+    return ModuleRecord(o.name, o.version, o.ok, o.required, o.reason, str(o.log) if o.log else "", o.status)
 
 
 @dataclass(frozen=True)
