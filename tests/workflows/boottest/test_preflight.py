@@ -70,7 +70,7 @@ def test_a_module_the_package_lacks_is_bad_input_before_any_boot(tmp_path: Path)
 def test_forced_kvm_that_cannot_run_is_a_harness_error_not_a_tcg_pass(tmp_path: Path) -> None:
     run = cli("test", package(tmp_path), "--accel", "kvm", "--json")
     assert_user_facing_error(run, 3, "--accel kvm: KVM cannot run this guest here", "--accel auto")
-    assert run.out == ""
+    assert run.json()["error"]["exit_code"] == 3  # with --json the error is the only document: no boot result
 
 
 def test_root_without_the_kernel_asked_for(tmp_path: Path) -> None:
