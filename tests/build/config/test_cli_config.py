@@ -76,3 +76,25 @@ def test_config_upgrade_from_an_older_config(tmp_path: Path) -> None:
     assert doc["new"] and (tmp_path / "new").is_file()
     human = cli("config", "upgrade", old)
     assert human.code == 0 and "gone from this kernel" in human.out
+
+
+@pytest.mark.kernel
+def test_config_upgrade_lists_new_questions_apart_from_derived_symbols(defconfig: Path, tmp_path: Path) -> None:
+    """What `make listnewconfig` lists (a prompt) is a question, with the value chosen;
+    a new symbol without a prompt is derived: counted, listed only on request."""
+    lines = defconfig.read_text().splitlines()
+    older = {"CONFIG_PRINTK_TIME=y", "CONFIG_X86_64_SMP=y"}  # a question; a derived symbol
+    assert older <= set(lines)
+    old = tmp_path / "config-older"
+    old.write_text("\n".join(line for line in lines if line not in older) + "\n")
+    run = cli("config", "upgrade", old, "--json")
+    assert run.code == 0, run.err
+    doc = run.json()
+    assert doc["questions"] == {"CONFIG_PRINTK_TIME": {"value": "n", "prompt": "Show timing information on printks"}}
+    assert doc["derived"] == {"CONFIG_X86_64_SMP": "y"}
+    human = cli("config", "upgrade", old)
+    assert human.code == 0, human.err
+    question = next(line for line in human.out.splitlines() if "CONFIG_PRINTK_TIME" in line)
+    assert "new question" in question and "Show timing information on printks" in question
+    assert "CONFIG_X86_64_SMP" not in human.out
+    assert "1 new question, 1 new derived symbol (--derived lists them)" in human.out
