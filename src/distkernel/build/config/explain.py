@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from distkernel.build.config import kexpr
 from distkernel.build.config.kconfig import Definition, Symbol, Tree
 from distkernel.build.config.kexpr import TRI, Evaluator, Expr
-from distkernel.build.config.plan import Planner, Step
+from distkernel.build.config.plan import AVOID, Planner, Step
 from distkernel.build.config.values import Setting
 
 # The value forms kconfig accepts for each type (scripts/kconfig/symbol.c sym_string_valid).
@@ -130,6 +130,9 @@ class Explainer:
         ways = [(kexpr.to_text(d, False), self.planner.cost(d, want, of)) for d in kexpr.disjuncts(e)]
         able = sorted((cost, text) for text, cost in ways if cost is not None)
         if not able:
+            test = [text for text, _ in ways if text in AVOID]
+            if test:
+                return f"; only {test[0]}=y meets it here (a build test of other platforms' drivers, not a fix)"
             return "; none of its ways can be met"
         cost, best = able[0]
         others = ", ".join(f"{text} needs {c}" for c, text in able[1:])

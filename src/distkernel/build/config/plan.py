@@ -184,6 +184,7 @@ class Planner:
             return state
         if sym.type not in ("bool", "tristate"):
             return None
+        most = 0 if sym.type == "bool" else most  # a bool has no m
         for c in sym.selected_by:
             if min(self.level(str(c.target), state), self.tri(c.cond, state)) > most:
                 return None
