@@ -66,6 +66,32 @@ config HZ
 config TITLE
 	string "title"
 	depends on NET
+config BUS
+	tristate "bus"
+config HELPER_AUTO
+	bool "autoselect helpers"
+	depends on BUS
+	default y
+menu "Algorithms"
+	visible if !HELPER_AUTO
+config ALGO
+	tristate "algo"
+	depends on BUS
+endmenu
+config AUTOSEL
+	bool "autoselect frontends"
+	depends on BUS
+	default y
+config HIDE
+	bool
+	depends on AUTOSEL && !EXPERT
+	default y
+menu "Frontends"
+	visible if !HIDE
+config FE
+	tristate "frontend"
+	depends on BUS
+endmenu
 """
 
 
@@ -121,3 +147,13 @@ def test_the_explanation_names_the_cheapest_way_and_never_compile_test(tree: Tre
     assert strings.explain("CONFIG_TITLE", "y") == (
         'CONFIG_TITLE is a string option: its value is a quoted string, e.g. CONFIG_TITLE="a" (its value now)'
     )
+
+
+def test_a_symbol_the_plan_shows_takes_its_default(tree: Tree) -> None:
+    """HELPER_AUTO is absent (BUS is off) and reads n; once BUS=m it is y by default and
+    hides the menu: the plan sets it to n. HIDE has no prompt: its dependency goes off."""
+    off = {"CONFIG_MODULES": "y", "CONFIG_BUS": "n"}
+    assert plan(tree, off, "ALGO", "m") == ["CONFIG_BUS=m", "CONFIG_HELPER_AUTO=n", "CONFIG_ALGO=m"]
+    assert plan(tree, off, "FE", "m") == ["CONFIG_BUS=m", "CONFIG_AUTOSEL=n", "CONFIG_FE=m"]
+    # An =n the plan added for a symbol it never shows is left out.
+    assert plan(tree, off, "BUS", "m") == ["CONFIG_BUS=m"]

@@ -88,7 +88,7 @@ class Planner:
             state = self._set_value(sym, value, {}, ())
         if state is None:
             return None
-        return [Step(n, v, by) for n, (v, by) in state.items()]
+        return [Step(n, v, by) for n, (v, by) in state.items() if not self._stays_hidden(n, v, state)]
 
     def cost(self, e: Expr, want: int, of: str) -> int | None:
         """How many values must be added for `e` to reach `want` (None: no way found)."""
@@ -177,24 +177,61 @@ class Planner:
         return min((s for s in options if s is not None), key=len, default=None)
 
     def _lower(self, name: str, most: int, state: State, by: tuple[str, ...]) -> State | None:
-        """`name` at `most` or below: only through its own visible prompt, when nothing
-        that stays on selects it."""
+        """`name` at `most` or below, when nothing that stays on selects it: through its
+        own prompt, or for a symbol without one, by turning its dependencies off."""
         sym = self.tree.symbols.get(name)
-        if sym is None or self.level(name, state) <= most:
+        if sym is None or (self.level(name, state) <= most and not self._unsettled(name, state)):
             return state
-        if sym.type not in ("bool", "tristate"):
+        if sym.type not in ("bool", "tristate") or name in by or len(by) > MAX_DEPTH or self.visits > BUDGET:
             return None
+        self.visits += 1
         most = 0 if sym.type == "bool" else most  # a bool has no m
         for c in sym.selected_by:
             if min(self.level(str(c.target), state), self.tri(c.cond, state)) > most:
                 return None
+        if not sym.has_prompt:
+            off = [negate(kexpr.and_all([e for e, _ in d.dependency()])) for d in sym.definitions]
+            return self._satisfy(kexpr.and_all(off), 2 - most, state, (*by, name))
+        if self._unsettled(name, state):  # shown only later in the plan: set it now
+            return self._assign(name, kexpr.TRI_NAME[most], state, by)
         ev = self.evaluator(state)
         shown = any(d.prompt is not None and min(ev.tri(d.prompt_cond), ev.tri(d.visible)) > 0 for d in sym.definitions)
         return self._assign(name, kexpr.TRI_NAME[most], state, by) if shown else None
 
+    # -- symbols the plan makes visible ------------------------------------------
+    # A symbol absent from the .config (its dependencies unmet) reads as n, but once the
+    # plan meets them it takes its default: `visible if !I2C_HELPER_AUTO` holds today
+    # and not after I2C=m. A negation of such a symbol is met by setting it to n (or,
+    # without a prompt, by keeping its dependencies off).
+
+    def _unsettled(self, name: str, state: State) -> bool:
+        """Absent, and with a default that may turn it on once its dependencies hold."""
+        sym = self.tree.symbols.get(name)
+        if sym is None or name in state or f"CONFIG_{name}" in self.effective:
+            return False
+        return any(c.target != ("const", "n") for d in sym.definitions for c in d.defaults)
+
+    def _negates_unsettled(self, e: Expr, state: State) -> bool:
+        kind = e[0]
+        if kind == "not":
+            return (e[1][0] == "sym" and self._unsettled(e[1][1], state)) or self._negates_unsettled(e[1], state)
+        if kind in ("and", "or"):
+            return self._negates_unsettled(e[1], state) or self._negates_unsettled(e[2], state)
+        if kind == "cmp" and e[2][0] == "sym" and e[3] in (("const", "n"), ("const", "y")):
+            return (e[1], e[3][1]) in (("=", "n"), ("!=", "y")) and self._unsettled(e[2][1], state)
+        return False
+
+    def _stays_hidden(self, name: str, value: str, state: State) -> bool:
+        """An `=n` the plan added for a symbol it never shows: noise in the fix."""
+        if value != "n" or f"CONFIG_{name}" in self.effective:
+            return False
+        ev = self.evaluator(state)
+        defs = [d for d in self.tree.symbols[name].definitions if d.prompt is not None]
+        return all(min([ev.tri(d.prompt_cond), *(ev.tri(e) for e, _ in d.dependency())]) == 0 for d in defs)
+
     def _satisfy(self, e: Expr, want: int, state: State, by: tuple[str, ...]) -> State | None:
         """Make expression `e` evaluate to `want` or above."""
-        if self.tri(e, state) >= want:
+        if self.tri(e, state) >= want and not self._negates_unsettled(e, state):
             return state
         kind = e[0]
         if kind == "sym":
