@@ -117,7 +117,8 @@ def _diff_rows(d: ConfigDiff, why: dict[str, str] | None = None) -> list[tuple[s
 def config_upgrade(oldconfig: Path, source: str, arch: str, out: Path | None, derived: bool, as_json: bool) -> None:
     """Bring OLDCONFIG to another kernel with olddefconfig: the new questions and the
     values chosen, options removed, values changed (with why)."""
-    result = upgrade(oldconfig, source, arch)
+    with render.progress():
+        result = upgrade(oldconfig, source, arch)
     if out:
         cache.atomic_copy(result.config, out)
     if as_json:

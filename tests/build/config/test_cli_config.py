@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from distkernel.build.config.savedconfig import find_saved
+from distkernel.build.config.upgrade import upgrade
+from distkernel.core.progress import reporting
 from tests.build.config.conftest import write_recipe
 from tests.conftest import assert_user_facing_error, cli
+from tests.core.test_progress import Recorder
 
 
 def test_a_bad_fragment_line_names_file_and_line(tmp_path: Path) -> None:
@@ -87,9 +90,10 @@ def test_config_upgrade_lists_new_questions_apart_from_derived_symbols(defconfig
     assert older <= set(lines)
     old = tmp_path / "config-older"
     old.write_text("\n".join(line for line in lines if line not in older) + "\n")
-    run = cli("config", "upgrade", old, "--json")
-    assert run.code == 0, run.err
-    doc = run.json()
+    shown = Recorder()
+    with reporting(shown):
+        doc = upgrade(old, "debian:linux-source-6.1", "x86_64").to_json()
+    assert shown.stages == ["upgrade: source", "upgrade: listnewconfig", "upgrade: olddefconfig", "upgrade: explain"]
     assert doc["questions"] == {"CONFIG_PRINTK_TIME": {"value": "n", "prompt": "Show timing information on printks"}}
     assert doc["derived"] == {"CONFIG_X86_64_SMP": "y"}
     human = cli("config", "upgrade", old)

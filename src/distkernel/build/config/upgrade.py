@@ -21,6 +21,7 @@ from distkernel.build.source import prepare_source
 from distkernel.core import cache
 from distkernel.core.arch import get_arch
 from distkernel.core.errors import UserError
+from distkernel.core.progress import current, step
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ def upgrade(old: Path, source: str, arch: str, log_name: str = "upgrade.log") ->
     if not old.is_file():
         raise UserError(f"{old}: no such config file")
     recipe = _recipe(old.resolve(), source, arch)
+    progress = current()
+    step(progress, "upgrade", "source")
     tree = prepare_source(recipe)
     work = cache.cache_dir("build") / f"upgrade-{arch}-{tree.key[:16]}"
     kb = Kbuild(tree, work / "obj", get_arch(arch), ccache=ccache_usable(True))
@@ -129,12 +132,15 @@ def upgrade(old: Path, source: str, arch: str, log_name: str = "upgrade.log") ->
         (kb.build_dir / ".config").write_text(read_text_any(old))
         log = work / log_name
         log.write_text("")
+        step(progress, "upgrade", "listnewconfig")
         listed = [m.group(1) for line in kb.make("listnewconfig", log=log) if (m := NEW_LINE.match(line))]
+        step(progress, "upgrade", "olddefconfig")
         kb.make("olddefconfig", log=log)
         out = work / f"config-{tree.version}"
         shutil.copyfile(kb.build_dir / ".config", out)
     before, after = read_config(old), read_config(out)
     diff = diff_values(before, after)
+    step(progress, "upgrade", "explain")
     ktree = load_tree(tree.path, kb.arch.srcarch)
     gone = {k: v for k, v in diff.removed.items() if k.removeprefix("CONFIG_") not in ktree.symbols}
     ex = Explainer(ktree, after, {})
