@@ -167,24 +167,21 @@ def _diff_rows(d: ConfigDiff, why: dict[str, str] | None = None) -> list[tuple[s
 @click.option("--source", default="debian:linux-source-6.1", show_default=True, help="debian:NAME or dir:PATH.")
 @click.option("--arch", type=click.Choice(known_arches()), default="x86_64", show_default=True)
 @click.option("--out", type=CONFIG_FILE, help="Write the upgraded config here.")
+@click.option("--derived", is_flag=True, help="Also list the new symbols without a prompt (--json always does).")
 @options.JSON
-def config_upgrade(oldconfig: Path, source: str, arch: str, out: Path | None, as_json: bool) -> None:
-    """Bring OLDCONFIG to another kernel with olddefconfig: new options and the values
-    chosen, options removed, values changed (with why)."""
-    result = upgrade(a_config(oldconfig), source, arch)
+def config_upgrade(oldconfig: Path, source: str, arch: str, out: Path | None, derived: bool, as_json: bool) -> None:
+    """Bring OLDCONFIG to another kernel with olddefconfig: the new questions and the
+    values chosen, options removed, values changed (with why)."""
+    with render.progress():
+        result = upgrade(a_config(oldconfig), source, arch)
     if out:
         cache.atomic_copy(result.config, out)
     if as_json:
         render.emit_json(result.to_json())
         return
-    rows = _diff_rows(result.diff, result.why)
-    rows = [(k, a, b, "gone from this kernel" if k in result.gone else s, w) for k, a, b, s, w in rows]
-    render.table(None, ("option", "old", "new", "status", "why"), rows)
-    d = result.diff
+    render.table(None, ("option", "old", "new", "status", "why"), result.rows(derived))
     render.out.print(
-        f"{oldconfig} -> {result.version}: {len(d.added)} new, {len(result.gone)} gone, "
-        f"{len(d.removed) - len(result.gone)} dropped, {len(d.changed)} changed; config: {out or result.config}",
-        markup=False,
+        f"{oldconfig} -> {result.version}: {result.summary(derived)}; config: {out or result.config}", markup=False
     )
 
 

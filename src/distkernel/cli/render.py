@@ -22,6 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 from rich.theme import Theme
 
+from distkernel.core.progress import reporting
+
 
 class StatusHighlighter(RegexHighlighter):
     """The words a reader scans for, in colour wherever they are printed."""
@@ -173,11 +175,17 @@ class RichProgress:
     def __init__(self, bar: Progress):
         self.bar = bar
         self.task: Any = None
+        self.name = ""
 
     def stage(self, name: str, total: int | None = None) -> None:
         if self.task is not None:
             self.bar.update(self.task, visible=False)
-        self.task = self.bar.add_task(name, total=total)
+        self.task, self.name = self.bar.add_task(name, total=total), name
+
+    def describe(self, text: str) -> None:
+        """A download's bytes and rate, a silent tool's seconds: after the step's name."""
+        if self.task is not None:
+            self.bar.update(self.task, description=f"{self.name} {text}")
 
     def update(self, done: int, total: int | None = None) -> None:
         if self.task is not None:
@@ -197,5 +205,6 @@ def progress() -> Iterator[RichProgress]:
         transient=True,
         disable=not err.is_terminal,
     )
-    with bar:
-        yield RichProgress(bar)
+    shown = RichProgress(bar)
+    with bar, reporting(shown):  # also for stages not handed it (dracut under install)
+        yield shown

@@ -30,6 +30,7 @@ from distkernel.build.trust.recipe_signers import boot_image, manifest_signer, s
 from distkernel.core import cache
 from distkernel.core.arch import get_arch
 from distkernel.core.progress import Progress, Silent
+from distkernel.core.progress import describe as describe_step
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def configure(
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / "config.log"
     log.write_text("")
-    resolved = resolve_config(recipe, kb, log)
+    resolved = resolve_config(recipe, kb, log, progress)
     check_strict(recipe, resolved.report, strict)
     return ConfigOutcome(source, resolved, kb)
 
@@ -202,6 +203,9 @@ class _Timed:
 
     def update(self, done: int, total: int | None = None) -> None:
         self.inner.update(done, total)
+
+    def describe(self, text: str) -> None:
+        describe_step(self.inner, text)
 
 
 def _build_in(

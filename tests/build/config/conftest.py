@@ -18,6 +18,7 @@ from distkernel.build.config.kconfig import Tree, load_tree
 from distkernel.build.recipe import load_recipe
 from distkernel.build.source import SourceTree, prepare_source
 from distkernel.core.arch import get_arch
+from distkernel.core.progress import Progress
 from tests.conftest import DEFAULT_RECIPE
 
 Resolve = Callable[..., ResolvedConfig]
@@ -66,8 +67,8 @@ def write_recipe(folder: Path, config: str, files: dict[str, str] | None = None,
 def resolve(kbuild: Kbuild, kconfig_tree: Tree, tmp_path: Path) -> Resolve:
     """Resolve a recipe's [config] (TOML text) in the session build dir."""
 
-    def run(config: str, files: dict[str, str] | None = None) -> ResolvedConfig:
+    def run(config: str, files: dict[str, str] | None = None, progress: Progress | None = None) -> ResolvedConfig:
         recipe = load_recipe(write_recipe(tmp_path / "recipe", config, files))
-        return resolve_config(recipe, kbuild, tmp_path / "config.log")
+        return resolve_config(recipe, kbuild, tmp_path / "config.log", progress)
 
     return run

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from distkernel.build.config.savedconfig import find_saved
+from distkernel.build.config.upgrade import upgrade
+from distkernel.core.progress import reporting
 from tests.build.config.conftest import write_recipe
 from tests.conftest import assert_user_facing_error, cli
+from tests.core.test_progress import Recorder
 
 
 def test_a_bad_fragment_line_names_file_and_line(tmp_path: Path) -> None:
@@ -76,3 +79,26 @@ def test_config_upgrade_from_an_older_config(tmp_path: Path) -> None:
     assert doc["new"] and (tmp_path / "new").is_file()
     human = cli("config", "upgrade", old)
     assert human.code == 0 and "gone from this kernel" in human.out
+
+
+@pytest.mark.kernel
+def test_config_upgrade_lists_new_questions_apart_from_derived_symbols(defconfig: Path, tmp_path: Path) -> None:
+    """What `make listnewconfig` lists (a prompt) is a question, with the value chosen;
+    a new symbol without a prompt is derived: counted, listed only on request."""
+    lines = defconfig.read_text().splitlines()
+    older = {"CONFIG_PRINTK_TIME=y", "CONFIG_X86_64_SMP=y"}  # a question; a derived symbol
+    assert older <= set(lines)
+    old = tmp_path / "config-older"
+    old.write_text("\n".join(line for line in lines if line not in older) + "\n")
+    shown = Recorder()
+    with reporting(shown):
+        doc = upgrade(old, "debian:linux-source-6.1", "x86_64").to_json()
+    assert shown.stages == ["upgrade: source", "upgrade: listnewconfig", "upgrade: olddefconfig", "upgrade: explain"]
+    assert doc["questions"] == {"CONFIG_PRINTK_TIME": {"value": "n", "prompt": "Show timing information on printks"}}
+    assert doc["derived"] == {"CONFIG_X86_64_SMP": "y"}
+    human = cli("config", "upgrade", old)
+    assert human.code == 0, human.err
+    question = next(line for line in human.out.splitlines() if "CONFIG_PRINTK_TIME" in line)
+    assert "new question" in question and "Show timing information on printks" in question
+    assert "CONFIG_X86_64_SMP" not in human.out
+    assert "1 new question, 1 new derived symbol (--derived lists them)" in human.out

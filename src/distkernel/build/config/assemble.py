@@ -20,6 +20,7 @@ from distkernel.build.config.values import Origin, Setting, merge_into, parse_fr
 from distkernel.build.recipe import Recipe
 from distkernel.core import cache
 from distkernel.core.errors import UserError
+from distkernel.core.progress import Progress, current, step
 
 CONFIG_D = Path("etc/kernel/config.d")
 
@@ -141,9 +142,11 @@ def kernel_release(version: str, effective: dict[str, str]) -> str:
     return version + effective.get("CONFIG_LOCALVERSION", '""').strip('"')
 
 
-def _merge_and_resolve(kb: Kbuild, requested: list[Setting], log: Path) -> None:
+def _merge_and_resolve(kb: Kbuild, requested: list[Setting], log: Path, progress: Progress) -> None:
+    step(progress, "config", "merge")
     config = kb.build_dir / ".config"
     config.write_text(merge_into(config.read_text(), [(s.symbol, s.value) for s in requested]))
+    step(progress, "config", "olddefconfig")
     kb.make("olddefconfig", log=log)
 
 
@@ -155,20 +158,24 @@ def _new_options(start: Start, effective: dict[str, str], asked: set[str]) -> tu
     return tuple((s, v) for s, v in effective.items() if s not in old and s not in asked)
 
 
-def resolve_config(recipe: Recipe, kb: Kbuild, log: Path) -> ResolvedConfig:
-    """Write the effective .config into the build dir and report on it."""
+def resolve_config(recipe: Recipe, kb: Kbuild, log: Path, progress: Progress | None = None) -> ResolvedConfig:
+    """Write the effective .config into the build dir and report on it; each sub-step
+    (base, merge, olddefconfig, tailor, explain) is a step of the progress."""
+    progress = progress or current()
     root = target_root(recipe)
+    step(progress, "config", "base")
     start = start_config(recipe, kb, root, log)
     config = kb.build_dir / ".config"
     ctx = Context(recipe, root, read_config(config))
     requested = requested_settings(ctx)
-    _merge_and_resolve(kb, requested, log)
+    _merge_and_resolve(kb, requested, log, progress)
     notes, numbers = list(start.notes), None
     if recipe.config.tailor is not None:
         untailored = read_config(config)
         host = tailor.load_probe(recipe.config.tailor)
+        step(progress, "config", "tailor")
         tailor.localmodconfig(kb, host, log)
-        _merge_and_resolve(kb, requested, log)  # what the recipe asks for survives tailoring
+        _merge_and_resolve(kb, requested, log, progress)  # what the recipe asks for survives tailoring
         numbers = tailor.measure(kb, host, untailored, read_config(config))
         notes.append(tailor.note(host, numbers))
     effective = read_config(config)
@@ -179,6 +186,7 @@ def resolve_config(recipe: Recipe, kb: Kbuild, log: Path) -> ResolvedConfig:
         new_options=_new_options(start, effective, {s.symbol for s in requested}),
         tailoring=numbers,
     )
+    step(progress, "config", "explain")
     report = explain_misses(report, kb, effective, requested)
     return ResolvedConfig(config, cache.sha256_file(config), kernel_release(kb.source.version, effective), report)
 
@@ -192,8 +200,13 @@ def explain_misses(
         return report
     tree = load_tree(kb.source.path, kb.arch.srcarch)
     ex = Explainer(tree, effective, {s.symbol: s for s in requested})
-    entries = tuple(e if e.took else replace(e, reason=ex.explain(e.symbol, e.requested)) for e in report.entries)
-    return replace(report, entries=entries)
+    entries = []
+    for e in report.entries:
+        if not e.took:
+            why = ex.why(e.symbol, e.requested)
+            e = replace(e, reason=why.text, fix=why.fix)
+        entries.append(e)
+    return replace(report, entries=tuple(entries))
 
 
 def check_strict(recipe: Recipe, report: ConfigReport, strict: bool | None) -> None:

@@ -19,6 +19,7 @@ class ConfigEntry:
     origin: Origin  # the input whose value won (later inputs win)
     overrides: tuple[Setting, ...] = ()  # earlier, different values this one replaced
     reason: str | None = None  # why it did not take (explain.py)
+    fix: tuple[str, ...] = ()  # `CONFIG_X=v` lines that, added, make it take (explain.py)
     optional: str | None = None  # a feature marks it optional, and why
 
     @property
@@ -50,6 +51,7 @@ class ConfigEntry:
             "overrides": [{"value": o.value, "from": str(o.origin)} for o in self.overrides],
             "conflict": self.conflict,
             "reason": self.reason,
+            "fix": list(self.fix),
             "optional": self.optional,
         }
 

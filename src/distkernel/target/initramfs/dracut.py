@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distkernel.core import cache
+from distkernel.core.progress import Progress, elapsed
 from distkernel.core.tools import require, run
 from distkernel.target.initramfs.builtin import module_classes, select_modules
 from distkernel.target.initramfs.closure import module_name, read_index
@@ -26,9 +27,13 @@ def carried_modules(image: bytes) -> tuple[str, ...]:
     return tuple(sorted({module_name(p) for p, _, _ in members(decompress(image)) if ".ko" in p.rsplit("/", 1)[-1]}))
 
 
-def build(spec: InitramfsSpec, out: Path, root: Path, caps: KernelCaps) -> tuple[str, ...]:
+def build(
+    spec: InitramfsSpec, out: Path, root: Path, caps: KernelCaps, progress: Progress | None = None
+) -> tuple[str, ...]:
     """Write the image to OUT (a staging path); return the modules inside. A failure is a
-    ToolError naming dracut's log."""
+    ToolError naming dracut's log. Dracut says nothing useful while it works (tens of
+    seconds): the progress shows it running and for how long (core/progress.current()
+    unless one is given)."""
     dracut = require("dracut")
     chosen = select_modules(read_index(spec.modules_dir), spec)
     log = cache.cache_dir("logs") / f"dracut-{spec.release}.log"
@@ -60,5 +65,6 @@ def build(spec: InitramfsSpec, out: Path, root: Path, caps: KernelCaps) -> tuple
             init.write_text(spec.init)
             init.chmod(0o755)
             argv += ["--include", init, "/init"]
-        run([*argv, out, spec.release], log=log, what="dracut")
+        with elapsed("dracut", progress):
+            run([*argv, out, spec.release], log=log, what="dracut")
     return carried_modules(out.read_bytes())
