@@ -93,8 +93,9 @@ INPUTS: tuple[tuple[str, Callable[[Context], list[Setting]]], ...] = (
     ("features", _features),
     ("config.d", _config_d),
     ("options", _options),
-    ("sign", lambda ctx: module_sig_settings(ctx.recipe)),  # [sign] modules: config/signing.py
     ("--set", lambda ctx: [Setting(s, v, Origin("--set")) for s, v in ctx.recipe.config.overrides.items()]),
+    # [sign] modules (config/signing.py) comes last: neither the recipe nor --set turns signing off unseen
+    ("sign", lambda ctx: module_sig_settings(ctx.recipe)),
 )
 
 
