@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.build.package.format import Metadata
-from distkernel.build.package.reader import read_metadata
+from distkernel.build.package.reader import check_package
 from distkernel.core import cache
 from distkernel.core.errors import UserError
 from distkernel.core.tools import require
@@ -112,7 +112,7 @@ def _attempt(
 
 def boot_test(package: Path, opts: BootOptions, *, on_attempt: Callable[[Attempt], None] | None = None) -> BootResult:
     layout = check_options(opts)
-    meta = read_metadata(package)
+    meta = check_package(package).metadata  # the whole package judged before anything runs
     prof = profile(meta.arch)
     if opts.firmware == "uefi":
         if prof.uefi is None:

@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from distkernel.build.package.reader import verify_package
+from distkernel.build.package.reader import check_package
 from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import TrustedKey, check_signature
 from distkernel.core import cache
@@ -160,7 +160,7 @@ def resolve_package(
     part = dest / f".{final.name}.part-{os.getpid()}"
     try:
         _download(url + entry.path, entry, part)
-        result = verify_package(part)
+        result = check_package(part)
         if not result.ok or result.manifest is None:
             raise UserError(
                 f"{url}{entry.path}: does not match its manifest (tampered with); refusing it",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from distkernel.build.package.format import SUFFIX, Metadata, canonical_json
-from distkernel.build.package.reader import verify_package
+from distkernel.build.package.reader import check_package
 from distkernel.build.trust.keys import load_package_private, public_fingerprint
 from distkernel.build.trust.signing import TrustedKey, check_signature, signer
 from distkernel.core import cache
@@ -145,12 +145,7 @@ def add_packages(repo: Path, packages: list[Path], key: Path | None = None) -> I
     index = read_own_index(repo, key)
     metas: list[tuple[Path, Metadata]] = []
     for pkg in packages:  # all verified before any is copied: a bad one changes nothing
-        result = verify_package(pkg)
-        if not result.ok or result.metadata is None:
-            raise UserError(
-                f"{pkg}: does not match its manifest; not adding a corrupt package", details=result.problems
-            )
-        metas.append((pkg, result.metadata))
+        metas.append((pkg, check_package(pkg).metadata))
     entries = {e.path: e for e in index.entries}
     for pkg, meta in metas:
         path = f"{PACKAGES}/{meta.filename}"
