@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from distkernel.build.package.reader import read_metadata, verify_package
+from distkernel.build.package.reader import check_package, read_metadata
 from tests.conftest import DATA, DEFAULT_RECIPE, Built, cli, env_with
 
 pytestmark = pytest.mark.kernel
@@ -35,7 +35,7 @@ def test_package_metadata(default_package: Built) -> None:
 
 
 def test_every_manifest_hash_verifies_and_plain_tar_reads_it(default_package: Built, tmp_path: Path) -> None:
-    result = verify_package(default_package.package)
+    result = check_package(default_package.package)
     assert result.ok, result.problems[:5]
     assert result.files == default_package.metadata["sizes"]["files"]
     subprocess.run(["tar", "--zstd", "-xf", default_package.package, "-C", tmp_path], check=True)

@@ -27,8 +27,9 @@ from distkernel.workflows.pipeline import build_package
 def demo(recipe: Path | None, out: Path, root: Path, as_json: bool) -> None:
     """Build RECIPE (default: the embedded qemu-minimal), install it into --root and
     boot it in qemu; exit 0 only when the booted kernel printed its marker."""
+    from distkernel.build.package.reader import check_package
     from distkernel.cli.boot import result_line
-    from distkernel.cli.package import describe, verify_or_fail
+    from distkernel.cli.package import describe
     from distkernel.core.errors import Failure, UserError
     from distkernel.target.install import install_package
     from distkernel.workflows.boottest.run import BootOptions, boot_test
@@ -38,7 +39,7 @@ def demo(recipe: Path | None, out: Path, root: Path, as_json: bool) -> None:
     r = load_recipe(recipe or default_recipe())
     with render.progress() as p:
         built = build_package(r, out, progress=p)
-    checked = verify_or_fail(built.package)
+    checked = check_package(built.package)
     root.mkdir(parents=True, exist_ok=True)
     inst = install_package(built.package, root, layout="plain", initramfs="builtin", cmdline=None)
     booted = boot_test(built.package, BootOptions(firmware="bios", timeout=60, retries=1))

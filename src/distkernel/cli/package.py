@@ -1,4 +1,6 @@
-"""inspect and verify: reading packages."""
+"""inspect and verify: reading packages. Both judge the whole package with the one
+reader (build/package/reader.py), as install does: a refused package is one line,
+exit 2, whichever command reads it."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 import click
 
 from distkernel.build.package.format import Metadata
-from distkernel.build.package.reader import VerifyResult, read_metadata, verify_package
+from distkernel.build.package.reader import check_package
 from distkernel.build.trust.signing import check_signature, load_trusted
 from distkernel.cli import options, render
 from distkernel.core.errors import Failure
@@ -35,22 +37,12 @@ def describe(path: Path, m: Metadata) -> None:
     render.table(None, ("", ""), rows)
 
 
-def verify_or_fail(path: Path) -> VerifyResult:
-    result = verify_package(path)
-    if not result.ok:
-        raise Failure(
-            f"{path}: {len(result.problems)} problem(s): the package is corrupt or was altered; do not install it",
-            details=result.problems[:20],
-        )
-    return result
-
-
 @click.command()
 @click.argument("package", type=PKG)
 @options.JSON
 def inspect(package: Path, as_json: bool) -> None:
-    """Show a package's metadata (reads only its first member)."""
-    m = read_metadata(package)
+    """Show a package's metadata, once the whole package is checked."""
+    m = check_package(package).metadata
     if as_json:
         render.emit_json(m.to_json())
     else:
@@ -68,33 +60,30 @@ def inspect(package: Path, as_json: bool) -> None:
 )
 @options.JSON
 def verify(package: Path, keys: tuple[Path, ...], as_json: bool) -> None:
-    """Check every payload file against the package's manifest (and its signature with --key)."""
-    result = verify_package(package)
-    signer = None
-    if keys and result.manifest is not None:
+    """Check the whole package (format, metadata, every payload file against its manifest,
+    the kernel image against the metadata) and its signature with --key."""
+    result = check_package(package)  # a refused package: PackageError, one line, exit 2
+    signer, problems = None, []
+    if keys:
         signer, why = check_signature(result.manifest.to_bytes(), result.signature, load_trusted(keys))
         if signer is None:
-            result.problems.append(f"manifest.sig: {why}")
+            problems.append(f"manifest.sig: {why}")
     if as_json:
         render.emit_json(
             {
                 "package": str(package),
-                "ok": result.ok,
+                "ok": not problems,
                 "files": result.files,
                 "bytes": result.bytes,
-                "problems": result.problems,
+                "problems": problems,
                 "signed_by": signer.fingerprint if signer else None,
             }
         )
-        if not result.ok:
+        if problems:
             raise SystemExit(1)
         return
-    if not result.ok:
-        raise Failure(
-            f"{package}: {len(result.problems)} problem(s): the package is corrupt, altered or not signed by --key; "
-            "do not install it",
-            details=result.problems[:20],
-        )
+    if problems:
+        raise Failure(f"{package}: {problems[0]}; do not install it where --key is required")
     signed = f"; signed by {signer.origin.name} ({signer.fingerprint[:16]})" if signer else ""
     size = render.human_size(result.bytes)
     render.out.print(f"{package.name}: OK, {result.files} files ({size}) match the manifest{signed}")

@@ -13,9 +13,10 @@ import zstandard
 
 from distkernel.build.package import writer
 from distkernel.build.package.format import Metadata
-from distkernel.build.package.reader import read_metadata, verify_package
+from distkernel.build.package.reader import PackageError, check_package, read_metadata
 from distkernel.build.package.writer import Member, write_package
 from distkernel.core.errors import UserError
+from tests.build.package.images import fake_bzimage
 
 
 def metadata(**kw: object) -> Metadata:
@@ -25,22 +26,25 @@ def metadata(**kw: object) -> Metadata:
         kernel_release="6.1.7-t",
         version="6.1.7",
         arch="x86_64",
-        recipe_sha256="r",
-        config_sha256="c",
+        recipe_sha256="a" * 64,
+        config_sha256="c" * 64,
         source={},
         toolchain={},
         build_date=1700000000,
         sizes={},
         image="kernel/vmlinuz",
+        modules=["m"],
     )
     base.update(kw)
     return Metadata(**base)  # type: ignore[arg-type]
 
 
 def members(tmp_path: Path) -> list[Member]:
-    (tmp_path / "vmlinuz").write_bytes(b"\x7fELF" + bytes(range(256)) * 64)
+    (tmp_path / "vmlinuz").write_bytes(fake_bzimage("6.1.7-t"))
     return [
         Member("kernel/vmlinuz", source=tmp_path / "vmlinuz"),
+        Member("kernel/System.map", data=b"ffffffff81000000 T _text\n"),
+        Member("kernel/config", data=b"CONFIG_MODULES=y\n"),
         Member("modules/kernel/lib/m.ko", data=b"module"),
         Member("headers/scripts/mod/modpost", data=b"#!bin", executable=True),
         Member("headers/include/asm", link="../arch/x86/include/asm"),
@@ -52,10 +56,10 @@ def test_roundtrip_metadata_first_and_everything_verifies(tmp_path: Path) -> Non
     pkg = write_package(tmp_path / "out", metadata(), members(tmp_path))
     assert pkg.name == "t-6.1.7-t-x86_64.tar.zst"
     m = read_metadata(pkg)
-    assert m.kernel_release == "6.1.7-t" and m.sizes["files"] == 4 and m.sizes["kernel"] == 4 + 256 * 64
-    result = verify_package(pkg)
+    assert m.kernel_release == "6.1.7-t" and m.sizes["files"] == 6 and m.sizes["kernel"] == 8192 + 25 + 17
+    result = check_package(pkg)
     assert result.ok, result.problems
-    assert result.files == 4
+    assert result.files == 6
     listing = subprocess.run(["tar", "--zstd", "-tvf", pkg], capture_output=True, text=True, check=True).stdout
     names = [line.split()[5] for line in listing.splitlines()]
     assert names[:2] == ["metadata.json", "manifest.json"]
@@ -71,10 +75,14 @@ def test_output_is_deterministic_across_dirs_and_worker_counts(tmp_path: Path, m
 
 
 def repack(src: Path, dst: Path, change) -> None:  # type: ignore[no-untyped-def]
-    """Rewrite a package member by member through `change(info, data) -> (info, data) | None`."""
+    """Rewrite a package member by member through `change(info, data) -> (info, data) | None`
+    (GNU tar, as the writer makes it)."""
     raw = zstandard.ZstdDecompressor().decompress(src.read_bytes(), max_output_size=1 << 30)
     out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tin, tarfile.open(fileobj=out, mode="w") as tout:
+    with (
+        tarfile.open(fileobj=io.BytesIO(raw)) as tin,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tout,
+    ):
         for info in tin:
             data = tin.extractfile(info).read() if info.isfile() else b""  # type: ignore[union-attr]
             changed = change(info, data)
@@ -97,28 +105,44 @@ def test_tampering_is_reported(tmp_path: Path, change, problem: str) -> None:  #
     pkg = write_package(tmp_path / "out", metadata(), members(tmp_path))
     bad = tmp_path / "bad.tar.zst"
     repack(pkg, bad, change)
-    result = verify_package(bad)
-    assert not result.ok and any(problem in p for p in result.problems), result.problems
+    with pytest.raises(PackageError) as refused:
+        check_package(bad)
+    assert problem in refused.value.message
 
 
-def test_hostile_members_are_reported(tmp_path: Path) -> None:
+def _rename_image(info: tarfile.TarInfo, data: bytes):  # type: ignore[no-untyped-def]
+    if info.name == "kernel/vmlinuz":
+        info.name = "../../etc/passwd"
+    return info, data
+
+
+def _setuid(info: tarfile.TarInfo, data: bytes):  # type: ignore[no-untyped-def]
+    if info.name.endswith("a.h"):
+        info.mode = 0o4755
+    return info, data
+
+
+def _relink(info: tarfile.TarInfo, data: bytes):  # type: ignore[no-untyped-def]
+    if info.issym():
+        info.linkname = "../../../../etc"
+    return info, data
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (_rename_image, "../../etc/passwd: path is not normalized or leaves the package"),
+        (_setuid, "setuid/setgid"),
+        (_relink, "symlink not in the manifest"),
+    ],
+)
+def test_hostile_members_are_reported(tmp_path: Path, change, problem: str) -> None:  # type: ignore[no-untyped-def]
     pkg = write_package(tmp_path / "out", metadata(), members(tmp_path))
-
-    def add_hostile(info: tarfile.TarInfo, data: bytes):  # type: ignore[no-untyped-def]
-        if info.name == "kernel/vmlinuz":
-            info.name = "../../etc/passwd"
-        if info.name.endswith("a.h"):
-            info.mode = 0o4755
-        if info.issym():
-            info.linkname = "../../../../etc"
-        return info, data
-
     bad = tmp_path / "bad.tar.zst"
-    repack(pkg, bad, add_hostile)
-    problems = " | ".join(verify_package(bad).problems)
-    assert "../../etc/passwd: path is not normalized or leaves the package" in problems
-    assert "setuid/setgid" in problems
-    assert "symlink not in the manifest" in problems
+    repack(pkg, bad, change)
+    with pytest.raises(PackageError) as refused:
+        check_package(bad)
+    assert problem in refused.value.message
 
 
 def test_not_a_package(tmp_path: Path) -> None:
@@ -130,7 +154,7 @@ def test_not_a_package(tmp_path: Path) -> None:
     pkg = write_package(tmp_path / "out", metadata(), members(tmp_path))
     truncated.write_bytes(pkg.read_bytes()[:-200])
     with pytest.raises(UserError, match="not a readable distkernel package"):
-        verify_package(truncated)
+        check_package(truncated)
 
 
 @pytest.mark.parametrize("member", ["metadata.json", "manifest.json"])
@@ -140,7 +164,7 @@ def test_corrupt_control_member_is_one_user_error(tmp_path: Path, member: str, j
     bad = tmp_path / "bad.tar.zst"
     repack(pkg, bad, lambda i, d: (i, junk) if i.name == member else (i, d))
     with pytest.raises(UserError, match=f"{member} is corrupt"):
-        verify_package(bad)
+        check_package(bad)
     if member == "metadata.json":
         with pytest.raises(UserError, match=f"{member} is corrupt"):
             read_metadata(bad)

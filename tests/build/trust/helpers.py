@@ -8,6 +8,7 @@ from distkernel.build.package.format import Metadata
 from distkernel.build.package.writer import Member, write_package
 from distkernel.build.trust.keys import KeySet, generate_keys
 from distkernel.build.trust.signing import signer
+from tests.build.package.images import fake_image
 
 
 def tiny_package(
@@ -36,7 +37,8 @@ def tiny_package(
         modules=["hello"],
     )
     members = [
-        Member("kernel/vmlinuz", data=b"MZ fake image " + release.encode() + variant.encode()),
+        Member("kernel/vmlinuz", data=fake_image(arch, release, tag=variant.encode())),
+        Member("kernel/System.map", data=b"ffffffff81000000 T _text\n"),
         Member("kernel/config", data=b"CONFIG_MODULES=y\n"),
         Member("modules/kernel/hello.ko", data=b"\x7fELF fake module"),
     ]

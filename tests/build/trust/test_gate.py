@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distkernel.build.package.reader import verify_package
+from distkernel.build.package.reader import check_package
 from distkernel.build.trust.gate import TRUSTED_DIR, require_trusted
 from distkernel.build.trust.keys import PACKAGE_KEY, PACKAGE_PUB, KeySet
 from distkernel.core.errors import UserError
@@ -40,12 +40,12 @@ def test_verify_key_refuses_an_unsigned_package(tmp_path: Path, keys: KeySet) ->
 
 
 def test_gate_without_trusted_keys_accepts_unsigned(tmp_path: Path) -> None:
-    require_trusted(tmp_path / "root", verify_package(tiny_package(tmp_path)))
+    require_trusted(tmp_path / "root", check_package(tiny_package(tmp_path)))
 
 
 def test_gate_accepts_a_package_signed_by_a_trusted_key(tmp_path: Path, keys: KeySet) -> None:
     root = trusting_root(tmp_path, keys)
-    require_trusted(root, verify_package(tiny_package(tmp_path, key=keys.path(PACKAGE_KEY))))
+    require_trusted(root, check_package(tiny_package(tmp_path, key=keys.path(PACKAGE_KEY))))
 
 
 @pytest.mark.parametrize("signed_by", ["nobody", "other"])
@@ -55,12 +55,12 @@ def test_gate_refuses_missing_or_untrusted_signature(
     root = trusting_root(tmp_path, keys)
     key = other_keys.path(PACKAGE_KEY) if signed_by == "other" else None
     with pytest.raises(UserError, match="not signed" if key is None else "not trusted"):
-        require_trusted(root, verify_package(tiny_package(tmp_path, key=key)))
+        require_trusted(root, check_package(tiny_package(tmp_path, key=key)))
 
 
 def test_gate_refuses_a_forged_signature_and_a_manifest_mismatch(tmp_path: Path, keys: KeySet) -> None:
     root = trusting_root(tmp_path, keys)
-    result = verify_package(tiny_package(tmp_path, key=keys.path(PACKAGE_KEY)))
+    result = check_package(tiny_package(tmp_path, key=keys.path(PACKAGE_KEY)))
     assert result.manifest is not None
     forged = result.manifest.files["kernel/vmlinuz"]
     result.manifest.files["kernel/vmlinuz"] = type(forged)("0" * 64, forged.size, forged.mode)

@@ -17,6 +17,7 @@ from distkernel.build.package.format import METADATA, Manifest, Metadata, canoni
 from distkernel.build.package.writer import Member, write_package
 from distkernel.target.install import State, load_state
 from distkernel.target.install.changes import check_root
+from tests.build.package.images import fake_image
 
 CONFIG = b"CONFIG_MODULES=y\nCONFIG_BLK_DEV_INITRD=y\nCONFIG_RD_GZIP=y\nCONFIG_BINFMT_SCRIPT=y\nCONFIG_DEVTMPFS=y\n"
 
@@ -24,7 +25,7 @@ CONFIG = b"CONFIG_MODULES=y\nCONFIG_BLK_DEV_INITRD=y\nCONFIG_RD_GZIP=y\nCONFIG_B
 def fake_package(out: Path, release: str = "6.1.0-fake", *, image: bytes | None = None) -> Path:
     """A well-formed package: a stand-in image, no .ko (depmod runs on empty trees), headers."""
     members = [
-        Member("kernel/vmlinuz", data=image or (b"MZ fake kernel " + release.encode()) * 64),
+        Member("kernel/vmlinuz", data=image or fake_image("x86_64", release)),
         Member("kernel/System.map", data=b"ffffffff81000000 T _text\n"),
         Member("kernel/config", data=CONFIG),
         Member("modules/modules.order", data=b""),

@@ -1,5 +1,5 @@
-"""Hostile packages are refused before anything is written, with the same findings as
-`distkernel verify`."""
+"""Hostile packages are refused before anything is written, with the same finding as
+`distkernel verify` (both use the one package reader)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 import zstandard
 
 from distkernel.build.package.format import METADATA, FileEntry, Manifest, canonical_json
-from distkernel.build.package.reader import verify_package
-from distkernel.target.install.unpack import scan_package
+from distkernel.build.package.reader import PackageError, check_package
 from tests.conftest import assert_user_facing_error, cli
 from tests.target.install.helpers import fake_package, make_root
 
@@ -92,12 +91,15 @@ def test_hostile_package_is_refused_and_nothing_written(case: str, tmp_path: Pat
     good = fake_package(tmp_path / "good")
     edit_members, edit_manifest, needle = CASES[case]
     bad = rebuild(good, tmp_path / "bad.tar.zst", edit_members, edit_manifest)
-    ours, theirs = scan_package(bad).result.problems, verify_package(bad).problems
-    assert ours == theirs and any(needle in p for p in ours), (ours, theirs)
+    with pytest.raises(PackageError) as refused:
+        check_package(bad)
+    assert needle in refused.value.message, refused.value.message
     root = make_root(tmp_path / "root")
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     run = cli("install", bad, "--root", root, "--initramfs", "none")
     assert_user_facing_error(run, 2, "refused")
+    ours, theirs = run.err.splitlines()[0], cli("verify", bad).err.splitlines()[0]
+    assert ours == theirs and needle in ours, (ours, theirs)
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
 
@@ -112,7 +114,8 @@ def test_manifest_mismatch_is_refused(tmp_path: Path) -> None:
         info.size = len(members[0][1])
 
     bad = rebuild(good, tmp_path / "bad.tar.zst", tamper)
-    assert scan_package(bad).result.problems == [f"{METADATA}: sha256 differs from the manifest"]
+    with pytest.raises(PackageError, match=f"{METADATA}: sha256 differs from the manifest"):
+        check_package(bad)
     run = cli("install", bad, "--root", make_root(tmp_path / "r"), "--initramfs", "none")
     assert_user_facing_error(run, 2, "refused")
 

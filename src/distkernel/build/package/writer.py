@@ -1,5 +1,7 @@
 """Write a package: deterministic tar (sorted members, fixed owner/mtime/modes) in a
-zstd stream, metadata first, then the manifest (and its signature), then the payload."""
+zstd stream, metadata first, then the manifest (and its signature), then the payload.
+What is written passes the reader's own checks first (schema, declared content, the
+kernel image against the metadata): a package this writes is never one it refuses."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from pathlib import Path
 
 import zstandard
 
+from distkernel.build.package.declared import check_declared
 from distkernel.build.package.format import (
+    IMAGE,
     MANIFEST,
     METADATA,
     SIGNATURE,
@@ -23,7 +27,10 @@ from distkernel.build.package.format import (
     Metadata,
     canonical_json,
 )
+from distkernel.build.package.image import ImageCheck
+from distkernel.build.package.schema import SchemaError, parse_manifest, parse_metadata
 from distkernel.core.cache import fsync_dir
+from distkernel.core.errors import UserError
 
 # Level 15 with long-distance matching over a 128 MiB window (the most plain `zstd -d`
 # accepts without --long) finds the repetition across the headers tree. Two workers
@@ -94,6 +101,16 @@ def compression_params(workers: int) -> zstandard.ZstdCompressionParameters:
     )
 
 
+def _check(metadata: Metadata, meta_bytes: bytes, manifest_bytes: bytes, members: list[Member]) -> None:
+    try:
+        check_declared(parse_metadata(meta_bytes), parse_manifest(manifest_bytes))
+        image = ImageCheck()
+        image.feed(next(m for m in members if m.path == IMAGE).read())
+        image.finish(metadata)
+    except SchemaError as e:
+        raise UserError(f"{metadata.filename}: not packaged, the package would be refused: {e}") from None
+
+
 def write_package(
     dest_dir: Path, metadata: Metadata, members: list[Member], *, sign: Callable[[bytes], bytes] | None = None
 ) -> Path:
@@ -103,6 +120,7 @@ def write_package(
     meta_bytes = canonical_json(metadata.to_json())
     manifest = build_manifest(meta_bytes, members)
     manifest_bytes = manifest.to_bytes()
+    _check(metadata, meta_bytes, manifest_bytes, members)
     date = metadata.build_date
 
     dest_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distkernel.build.package.reader import VerifyResult
+from distkernel.build.package.reader import VerifiedPackage
 from distkernel.build.trust.signing import TrustedKey, check_signature, load_trusted
 from distkernel.core import paths
 from distkernel.core.errors import UserError
@@ -18,7 +18,7 @@ def trusted_keys(root: Path) -> list[TrustedKey]:
     return load_trusted(sorted(folder.glob("*.pub"))) if folder.is_dir() else []
 
 
-def require_trusted(root: Path, result: VerifyResult) -> None:
+def require_trusted(root: Path, result: VerifiedPackage) -> None:
     """Raise UserError when ROOT trusts keys (/etc/distkernel/trusted.d/) and the
     package's manifest signature is missing or made by none of them. A manifest
     mismatch is always refused."""

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from distkernel.build.package.reader import VerifiedPackage, check_package, read_head
 from distkernel.build.trust.gate import require_trusted
 from distkernel.core.errors import UserError
 from distkernel.core.paths import INSTALL_LOG, STATE_DIR, one_line, plain_name, under_root
@@ -24,8 +25,15 @@ from distkernel.target.install.plugins import run_hooks_before
 from distkernel.target.install.retention import to_prune
 from distkernel.target.install.state import KernelRecord, ModuleRecord, State, module_record, read_state
 from distkernel.target.install.target import Target
-from distkernel.target.install.transaction import Transaction, checkpoint, recover_journal, root_lock, transaction
-from distkernel.target.install.unpack import Destinations, Unpacked, scan_package, write_payload
+from distkernel.target.install.transaction import (
+    LOCK,
+    Transaction,
+    checkpoint,
+    recover_journal,
+    root_lock,
+    transaction,
+)
+from distkernel.target.install.unpack import Destinations, write_payload
 
 LOG = INSTALL_LOG
 
@@ -72,20 +80,15 @@ class Installation:
         )
 
 
-def _verified(package: Path, root: Path) -> Unpacked:
-    """Every member checked against the manifest (as `distkernel verify` does), then the
-    root's trust policy; nothing is written before both pass."""
-    unpacked = scan_package(package)
-    result = unpacked.result
-    if not result.ok or result.metadata is None or result.manifest is None:
-        problems = result.problems or ["no metadata"]
-        raise UserError(
-            f"{package}: refused, the package is not intact or not safe ({len(problems)} problem(s)): {problems[0]}; "
-            "rebuild or re-download it",
-            details=problems[1:20],
-        )
-    require_trusted(root, result)
-    return unpacked
+def _verified(package: Path, root: Path) -> VerifiedPackage:
+    """The package judged by the one reader (as `distkernel verify` does), then the
+    root's trust policy; nothing is written before both pass. The payload is checked
+    again as it is staged; a refusal there throws the staging away, but the lock file
+    would stay: so into a root distkernel never used, the whole package is checked
+    first (one more pass), elsewhere only its control members are."""
+    verified = read_head(package) if (root / LOCK).exists() else check_package(package)
+    require_trusted(root, verified)
+    return verified
 
 
 def install_package(
@@ -101,9 +104,8 @@ def install_package(
     beyond KEEP; the root's hooks run after the commit."""
     root = Path(root).resolve()
     target = Target.probe(root)
-    unpacked = _verified(Path(package), root)  # before anything is written
-    assert unpacked.result.metadata is not None
-    release = plain_name(unpacked.result.metadata.kernel_release, f"{package}: metadata.json kernel_release")
+    verified = _verified(Path(package), root)  # before anything is written
+    release = plain_name(verified.metadata.kernel_release, f"{package}: metadata.json kernel_release")
     chosen = choose(target, layout)
     backend = initramfs or default_backend(root)
     if cmdline is not None:
@@ -124,7 +126,7 @@ def install_package(
             )
         run_hooks_before(target, "add", release, chosen)
         with transaction(root, f"install {release}") as tx:
-            record, new = _stage_install(tx, target, unpacked, chosen, backend, line, old)
+            record, new = _stage_install(tx, target, verified, chosen, backend, line, old)
             pruned = to_prune(new, keep, is_host=target.is_host)
             for gone in pruned:
                 run_hooks_before(target, "remove", gone, new.kernels[gone].layout)
@@ -138,17 +140,16 @@ def install_package(
 
 
 def _stage_install(
-    tx: Transaction, target: Target, unpacked: Unpacked, layout: str, backend: str, cmdline: str, old: State
+    tx: Transaction, target: Target, verified: VerifiedPackage, layout: str, backend: str, cmdline: str, old: State
 ) -> tuple[KernelRecord, State]:
-    assert unpacked.result.metadata is not None
-    meta, root = unpacked.result.metadata, target.root
+    meta, root = verified.metadata, target.root
     release = meta.kernel_release
     moddir, headers = target.modules_dir(release), target.headers_dir(release)
     base = tx.stage(f"{target.modules_base}/depmod")  # depmod -b wants BASE/lib/modules/RELEASE
     staged_mods = base / "lib/modules" / release
     staged_headers = tx.stage(headers)
     work = tx.stage(f"{STATE_DIR}/work")
-    write_payload(unpacked, Destinations(work, staged_mods, staged_headers))
+    write_payload(verified, Destinations(work, staged_mods, staged_headers))
     checkpoint("extracted")
     (staged_mods / "build").symlink_to(os.path.relpath(root / headers, root / moddir))
     shutil.copyfile(work / "vmlinuz", staged_mods / "vmlinuz")  # kernel-install's place; refresh rebuilds UKIs from it

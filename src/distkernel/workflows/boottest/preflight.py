@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from distkernel.build.config.values import parse_config
-from distkernel.build.package.format import KERNEL_DIR
-from distkernel.build.package.reader import open_stream
+from distkernel.build.package.format import KERNEL_DIR, Metadata
+from distkernel.build.package.reader import check_package
 from distkernel.core.errors import UserError
 
 
@@ -18,14 +18,41 @@ def norm(module: str) -> str:
     return module.replace("-", "_")
 
 
-def package_config(package: Path) -> dict[str, str]:
-    """The package's kernel config member (near the start of the stream)."""
-    name = f"{KERNEL_DIR}/config"
-    with open_stream(package) as tar:
-        for info in tar:
-            if info.name == name and (f := tar.extractfile(info)) is not None:
-                return parse_config(f.read().decode("utf-8", "replace"))
-    raise UserError(f"{package}: has no {name}; rebuild the package")
+class _ConfigSink:
+    """Keeps the kernel config member as the package reader streams it."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def file(self, name: str, mode: int) -> _ConfigSink | _Discard:
+        return self if name == f"{KERNEL_DIR}/config" else _Discard()
+
+    def write(self, data: memoryview) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        pass
+
+    def symlink(self, name: str, target: str) -> None:
+        pass
+
+    def directory(self, name: str) -> None:
+        pass
+
+
+class _Discard:
+    def write(self, data: memoryview) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def judge_package(package: Path) -> tuple[Metadata, dict[str, str]]:
+    """The package judged whole by the one reader, and its kernel config, in one pass."""
+    sink = _ConfigSink()
+    meta = check_package(package, sink).metadata
+    return meta, parse_config(sink.data.decode("utf-8", "replace"))
 
 
 def check_kernel(what: str, config: dict[str, str], firmware: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from distkernel.build.config.values import read_config
 from distkernel.build.package.format import Metadata
-from distkernel.build.package.reader import open_stream
+from distkernel.build.package.reader import check_package
 from distkernel.core.errors import UserError
 from distkernel.target.initramfs import InitramfsSpec, make_initramfs
 from distkernel.target.install import install_package
@@ -42,17 +42,40 @@ class Prepared:
         return prof.direct_argv(accel, self.kernel, self.initrd, self.cmdline)
 
 
+class _Picked:
+    """A member the package reader streams: kept when it is one of the wanted files."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.out = open(path, "wb") if path is not None else None  # noqa: SIM115 - closed by the reader
+
+    def write(self, data: memoryview) -> None:
+        if self.out is not None:
+            self.out.write(data)
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+
+
+class _Pick:
+    def __init__(self, names: dict[str, Path]) -> None:
+        self.names = names
+
+    def file(self, name: str, mode: int) -> _Picked:
+        return _Picked(self.names.get(name))
+
+    def symlink(self, name: str, target: str) -> None:
+        pass
+
+    def directory(self, name: str) -> None:
+        pass
+
+
 def _extract(package: Path, names: dict[str, Path]) -> None:
-    """Stream the named payload files of the package out, in one pass."""
-    left = dict(names)
-    with open_stream(package) as tar:
-        for info in tar:
-            if info.name in left and (src := tar.extractfile(info)) is not None:
-                with open(left.pop(info.name), "wb") as f:
-                    shutil.copyfileobj(src, f)
-                if not left:
-                    return
-    raise UserError(f"{package}: has no {', '.join(left)}; rebuild the package")
+    """The named payload files of the package, in one pass of the package reader."""
+    check_package(package, _Pick(names))
+    if missing := [name for name, path in names.items() if not path.exists()]:
+        raise UserError(f"{package}: has no {', '.join(missing)}; rebuild the package")
 
 
 def _rebuild_uki(

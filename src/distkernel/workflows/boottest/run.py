@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.build.package.format import Metadata
-from distkernel.build.package.reader import read_metadata
 from distkernel.core import cache
 from distkernel.core.errors import ToolError, UserError
 from distkernel.core.progress import Progress
@@ -24,7 +23,7 @@ from distkernel.core.tools import require
 from distkernel.workflows.boottest import accel as accels
 from distkernel.workflows.boottest.console import FLAKY, classify
 from distkernel.workflows.boottest.installed import check_installed, installed_kernel, prepare_installed
-from distkernel.workflows.boottest.preflight import check_kernel, check_modules, installed_modules, package_config
+from distkernel.workflows.boottest.preflight import check_kernel, check_modules, installed_modules, judge_package
 from distkernel.workflows.boottest.prepare import Prepared, prepare
 from distkernel.workflows.boottest.profile import QemuProfile, profile
 from distkernel.workflows.boottest.qemu import run_qemu
@@ -154,9 +153,9 @@ def boot_test(
 ) -> BootResult:
     """Boot PACKAGE installed into a scratch root with the chosen layout."""
     layout = check_options(opts)
-    meta = read_metadata(package)
+    meta, config = judge_package(package)  # the whole package judged before anything runs
     prof = _profile(meta.arch, opts.firmware)
-    check_kernel(str(package), package_config(package), opts.firmware)
+    check_kernel(str(package), config, opts.firmware)
     if opts.modules is not None:
         modules = opts.modules
         check_modules(str(package), modules, meta.modules, option="--module")

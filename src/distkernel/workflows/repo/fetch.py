@@ -13,7 +13,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from distkernel.build.package.reader import verify_package
+from distkernel.build.package.reader import check_package
 from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import TrustedKey, check_signature
 from distkernel.core import cache
@@ -108,16 +108,12 @@ def _download(url: str, entry: Entry, part: Path) -> None:
 
 
 def _check_package(url: str, entry: Entry, part: Path, trusted: list[TrustedKey]) -> None:
-    result = verify_package(part)
-    if not result.ok or result.manifest is None:
-        raise UserError(
-            f"{url}: does not match its manifest (tampered with); refusing it", details=result.problems[:20]
-        )
+    result = check_package(part)  # the one reader: refuses a damaged package in one line
     key, why = check_signature(result.manifest.to_bytes(), result.signature, trusted)
     if key is None:
         raise UserError(f"{url}: {why}; refusing it")
     meta = result.metadata
-    if meta is None or (meta.name, meta.arch, meta.variant, meta.kernel_release) != (
+    if (meta.name, meta.arch, meta.variant, meta.kernel_release) != (
         entry.name,
         entry.arch,
         entry.variant,

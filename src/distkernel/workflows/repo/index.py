@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from distkernel.build.package.format import SUFFIX, Metadata, canonical_json
-from distkernel.build.package.reader import verify_package
+from distkernel.build.package.reader import check_package
 from distkernel.build.trust.keys import load_package_private, public_fingerprint
 from distkernel.build.trust.signing import TrustedKey, check_signature, signer
 from distkernel.core import cache
@@ -179,9 +179,7 @@ def _addable(pkg: Path, repo_key: TrustedKey) -> Metadata:
     """A package's metadata when clients can take it: it matches its manifest, its
     names make a plain file name in packages/, and it is signed (by the repo's key, the
     signature checks; by another key, clients check it against the keys they trust)."""
-    result = verify_package(pkg)
-    if not result.ok or result.metadata is None or result.manifest is None:
-        raise UserError(f"{pkg}: does not match its manifest; not adding a corrupt package", details=result.problems)
+    result = check_package(pkg)  # the one reader: refuses a damaged package in one line
     meta = result.metadata
     if why := name_problem(meta.name, meta.variant, meta.arch, meta.kernel_release, meta.version):
         raise UserError(f"{pkg}: its metadata's {why}; not adding it (rebuild it with a plain name)")

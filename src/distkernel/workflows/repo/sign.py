@@ -17,7 +17,7 @@ from pathlib import Path
 import zstandard
 
 from distkernel.build.package.format import MANIFEST, METADATA, SIGNATURE
-from distkernel.build.package.reader import open_stream, verify_package
+from distkernel.build.package.reader import check_package
 from distkernel.build.package.writer import ZSTD_WORKERS, compression_params
 from distkernel.build.trust.keys import load_package_private, public_fingerprint
 from distkernel.build.trust.signing import TrustedKey, check_signature, signer
@@ -31,7 +31,12 @@ def _rewrite(src: Path, dst: Path, sign: Callable[[bytes], bytes]) -> None:
     """Copy SRC to DST member by member (streamed, never a whole payload file in
     memory): the manifest followed by a new signature, any old signature left out."""
     params = compression_params(ZSTD_WORKERS)
-    with open_stream(src) as tar_in, open(dst, "wb") as raw:
+    check_package(src)  # judged whole by the one reader before a byte of it is copied
+    with (
+        open(src, "rb") as f,
+        tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f), mode="r|") as tar_in,
+        open(dst, "wb") as raw,
+    ):
         with (
             zstandard.ZstdCompressor(compression_params=params).stream_writer(raw, closefd=False) as zw,
             tarfile.open(fileobj=zw, mode="w|", format=tarfile.GNU_FORMAT) as tar_out,
@@ -73,12 +78,7 @@ def sign_package(package: Path, key: Path) -> str:
             raise UserError(
                 f"{package}: cannot write next to it ({e.strerror}); sign a copy in a writable folder"
             ) from None
-        result = verify_package(tmp)
-        if not result.ok or result.manifest is None:
-            raise UserError(
-                f"{package}: does not match its manifest; not signing a corrupt package (rebuild it)",
-                details=result.problems[:20],
-            )
+        result = check_package(tmp)
         got, why = check_signature(result.manifest.to_bytes(), result.signature, trusted)
         if got is None:
             raise UserError(f"{package}: the new signature does not verify ({why}); nothing was changed")
