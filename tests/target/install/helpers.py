@@ -9,11 +9,13 @@ import json
 import os
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
-from distkernel.build.package.format import METADATA, Manifest, Metadata, canonical_json
+from distkernel.build.package.format import METADATA, SIGNATURE, Manifest, Metadata, canonical_json
 from distkernel.build.package.writer import Member, write_package
 from distkernel.target.install import State, load_state
 from distkernel.target.install.changes import check_root
@@ -54,16 +56,25 @@ def fake_package(out: Path, release: str = "6.1.0-fake", *, image: bytes | None 
 
 
 def with_release(package: Path, out: Path, release: str) -> Path:
-    """PACKAGE re-packed with metadata naming RELEASE (manifest hash kept consistent), as
-    a hostile builder would make it: the writer itself names files after the release."""
+    """PACKAGE re-packed with metadata naming RELEASE (see with_metadata)."""
+    return with_metadata(package, out, kernel_release=release)
+
+
+def with_metadata(package: Path, out: Path, sign: Callable[[bytes], bytes] | None = None, **fields: Any) -> Path:
+    """PACKAGE re-packed with metadata FIELDS changed (manifest hash kept consistent, and
+    signed again with SIGN when given), as a hostile builder would make it: the writer
+    itself refuses such metadata."""
     with open(package, "rb") as f, tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f), mode="r|") as t:
         members = [(i, t.extractfile(i).read() if i.isfile() else b"") for i in t]  # type: ignore[union-attr]
     doc = json.loads(members[0][1])
-    doc["kernel_release"] = release
+    doc.update(fields)
     meta = canonical_json(doc)
     manifest = dataclasses.replace(Manifest.from_bytes(members[1][1]), metadata_sha256=hashlib.sha256(meta).hexdigest())
     members[0] = (members[0][0], meta)
     members[1] = (members[1][0], manifest.to_bytes())
+    if sign is not None:
+        assert members[2][0].name == SIGNATURE, "sign only a package that was signed"
+        members[2] = (members[2][0], sign(members[1][1]))
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for info, data in members:

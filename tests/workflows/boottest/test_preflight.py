@@ -11,6 +11,7 @@ from distkernel.build.package.format import Metadata
 from distkernel.build.package.writer import Member, write_package
 from distkernel.workflows.boottest.accel import kvm_problem
 from distkernel.workflows.boottest.profile import profile
+from tests.build.package.images import fake_image
 from tests.conftest import assert_user_facing_error, cli
 from tests.target.install.helpers import make_root
 
@@ -35,7 +36,7 @@ def package(out: Path, config: bytes = BOOTS, modules: tuple[str, ...] = ("hello
         extra={"test": test} if test is not None else {},
     )
     members = [
-        Member("kernel/vmlinuz", data=b"MZ not a kernel" * 64),
+        Member("kernel/vmlinuz", data=fake_image("x86_64", "6.1.0-pre")),
         Member("kernel/config", data=config),
         Member("kernel/System.map", data=b"ffffffff81000000 T _text\n"),
         Member("headers/.config", data=config),

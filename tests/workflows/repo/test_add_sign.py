@@ -4,19 +4,17 @@ key, changing only its signature member, byte for byte as a signed build would."
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from distkernel.build.package.reader import read_metadata
-from distkernel.build.package.writer import Member, write_package
 from distkernel.build.trust.keys import PACKAGE_KEY, PACKAGE_PUB, KeySet
 from distkernel.build.trust.signing import signer
 from distkernel.workflows.repo.index import name_problem
 from tests.build.trust.helpers import tiny_package
 from tests.conftest import assert_user_facing_error, cli, env_with
+from tests.target.install.helpers import with_metadata
 from tests.workflows.repo.slow import SlowServer, snapshot
 
 
@@ -80,21 +78,7 @@ def test_sign_refuses_a_corrupt_package_and_leaves_it_alone(tmp_path: Path, keys
 def hostile(dest: Path, key: Path, **fields: Any) -> Path:
     """A signed package whose metadata holds FIELDS (written under a plain name)."""
     plain = tiny_package(dest / "plain", key=key)
-    meta = dataclasses.replace(read_metadata(plain), **fields)
-    members = [
-        Member("kernel/vmlinuz", data=b"MZ fake image"),
-        Member("kernel/config", data=b"CONFIG_MODULES=y\n"),
-    ]
-    out = dest / "a" / "b" / "c" / "d"
-    current = out
-    for part in meta.filename.split("/")[:-1]:  # the folders the writer passes through
-        current = current / part
-        if part != "..":
-            current.mkdir(parents=True, exist_ok=True)
-    made = write_package(out, meta, members, sign=signer(key)[0])
-    final = dest / "hostile.tar.zst"
-    made.rename(final)
-    return final
+    return with_metadata(plain, dest / "hostile.tar.zst", sign=signer(key)[0], **fields)
 
 
 @pytest.mark.parametrize(

@@ -91,8 +91,12 @@ def serial() -> st.SearchStrategy[Edit]:
 
 def shape() -> st.SearchStrategy[Edit]:
     def deep(doc: dict, keys: KeySet) -> bytes:  # type: ignore[type-arg]
-        doc["signed"]["packages"] = json.loads("[" * 10_000 + "]" * 10_000)
+        doc["signed"]["packages"] = json.loads("[" * 500 + "]" * 500)
         return _signed(doc, keys)
+
+    def deeper(doc: dict, keys: KeySet) -> bytes:  # type: ignore[type-arg]
+        """Deeper than any JSON parser recurses: made as text, so unsigned."""
+        return b'{"signed": {"format": 1, "serial": 9, "packages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
 
     def many(doc: dict, keys: KeySet) -> bytes:  # type: ignore[type-arg]
         doc["signed"]["packages"] = doc["signed"]["packages"] * 50_000
@@ -103,7 +107,8 @@ def shape() -> st.SearchStrategy[Edit]:
         return _signed(doc, keys)
 
     edits = {
-        "packages nested 10000 deep": deep,
+        "packages nested 500 deep": deep,
+        "packages nested 100000 deep": deeper,
         "100000 entries": many,
         "an unknown entry key": extra,
         "signature of other bytes": lambda doc, keys: canonical_json(
