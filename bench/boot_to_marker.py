@@ -23,7 +23,7 @@ from distkernel.workflows.boottest.testinit import MARKER, init_script
 
 
 def hand_boot(kernel: Path, initrd: Path, token: str, timeout: float = 120) -> float:
-    """MACHINE.md's qemu line; seconds until the marker line."""
+    """A hand-written qemu line; seconds until the marker line."""
     argv = ["qemu-system-x86_64", "-kernel", str(kernel), "-initrd", str(initrd)]
     argv += ["-append", "console=ttyS0 panic=-1", "-nographic", "-no-reboot", "-m", "256", "-net", "none"]
     start = time.monotonic()

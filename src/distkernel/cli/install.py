@@ -12,7 +12,7 @@ from distkernel.cli import options, render
 from distkernel.core.errors import Failure, UserError
 
 # The install stage is imported by the commands that use it, not at start-up: it pulls
-# in the initramfs, external-module and trust stages, a third of `install`'s 1 s budget.
+# in the initramfs, external-module and trust stages, about a third of `install`'s start-up.
 if TYPE_CHECKING:
     from distkernel.target.install import Installation, State
     from distkernel.target.install.plan import Plan
@@ -21,7 +21,7 @@ ROOT = options.ROOT
 JSON = options.JSON
 
 
-def resolve_package(spec: str, source: str | None, root: Path) -> Path:
+def package_path(spec: str, source: str | None, root: Path) -> Path:
     """PKG is a package file; NAME --from URL is resolved from a binhost."""
     path = Path(spec)
     if path.is_file():
@@ -92,7 +92,7 @@ def install(
 
     # A binhost only ever yields the exact package asked for, never a build: --binary-only
     # states that intent, and nothing here can fall back whether or not it is given.
-    path = resolve_package(package, source, root)
+    path = package_path(package, source, root)
     if dry_run:
         from distkernel.target.install.plan import install_plan
 

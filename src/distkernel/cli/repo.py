@@ -11,7 +11,7 @@ import click
 from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import load_trusted
 from distkernel.cli import render
-from distkernel.workflows.repo.fetch import Client, host_arch, resolve_package, serials_file, split_spec
+from distkernel.workflows.repo.fetch import Client, fetch_package, host_arch, serials_file, split_spec
 from distkernel.workflows.repo.index import Index, add_packages, init_repo
 from distkernel.workflows.repo.server import make_server
 
@@ -103,7 +103,7 @@ def fetch(
     )
     chosen_arch = arch or host_arch(client.arch_fix)
     chosen_variant = variant if variant is not None else spec_variant
-    pkg = resolve_package(name_spec, source, chosen_arch, chosen_variant, out, client=client)
+    pkg = fetch_package(name_spec, source, chosen_arch, chosen_variant, out, client=client)
     if as_json:
         render.emit_json({"package": str(pkg), "size": pkg.stat().st_size, "serials": str(serials_file(root))})
         return

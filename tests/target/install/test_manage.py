@@ -56,7 +56,7 @@ def test_list_remove_rollback_mark_good(pkgs: dict[str, Path], tmp_path: Path) -
 
 def test_keep_prunes_but_not_known_good_nor_foreign(pkgs: dict[str, Path], tmp_path: Path) -> None:
     root = make_root(tmp_path / "r")
-    foreign = root / "usr/lib/modules/6.0.0-debian"  # seed 000's kernel, not ours
+    foreign = root / "usr/lib/modules/6.0.0-debian"  # a distribution's kernel, not ours
     foreign.mkdir(parents=True)
     (root / "boot/vmlinuz-6.0.0-debian").write_text("theirs")
     install_package(pkgs[RELEASES[0]], root, layout="plain", initramfs="none")

@@ -13,7 +13,7 @@ from tests.conftest import Built, assert_user_facing_error, cli, env_with
 
 pytestmark = pytest.mark.kernel
 
-# Generous: under load from parallel builds a UEFI boot took 18-24 s (MACHINE.md).
+# Generous: under load from parallel builds a UEFI boot has taken 18-24 s.
 TIMEOUT = "120"
 
 

@@ -1,4 +1,4 @@
-"""savedconfig: a folder of `config-<version>` files (seed 000, Gentoo's savedconfig).
+"""savedconfig: a folder of `config-<version>` files (as Gentoo's savedconfig).
 The exact version wins; else the newest earlier one, brought forward by olddefconfig.
 A folder with neither is an error, never a silent fallback to something generic."""
 

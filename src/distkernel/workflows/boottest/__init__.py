@@ -6,6 +6,6 @@ the run; PASS only on that marker, every other ending classified from the consol
 """
 
 from distkernel.workflows.boottest.result import Attempt, BootResult
-from distkernel.workflows.boottest.run import FIRMWARES, LAYOUTS, BootOptions, boot_installed, boot_test
+from distkernel.workflows.boottest.run import FIRMWARE_LAYOUTS, FIRMWARES, BootOptions, boot_installed, boot_test
 
-__all__ = ["FIRMWARES", "LAYOUTS", "Attempt", "BootOptions", "BootResult", "boot_installed", "boot_test"]
+__all__ = ["FIRMWARES", "FIRMWARE_LAYOUTS", "Attempt", "BootOptions", "BootResult", "boot_installed", "boot_test"]

@@ -34,7 +34,7 @@ from distkernel.workflows.boottest.uefi import need_file
 FIRMWARES = ("bios", "uefi")
 # What each firmware can start: BIOS boots the kernel directly, UEFI through the
 # boot loader that reads the layout. The first is the default.
-LAYOUTS = {"bios": ("plain",), "uefi": ("bls", "uki", "grub")}
+FIRMWARE_LAYOUTS = {"bios": ("plain",), "uefi": ("bls", "uki", "grub")}
 # The scratch root (a whole install: thousands of header files) lives in memory when it
 # can: on a disk mounted with `discard`, deleting it took longer than the boot.
 SCRATCH = Path("/dev/shm")
@@ -58,10 +58,10 @@ def check_options(opts: BootOptions) -> str:
     """The layout to test; UserError for a combination that cannot boot."""
     if opts.firmware not in FIRMWARES:
         raise UserError(f"--firmware {opts.firmware}: unknown; use one of: {', '.join(FIRMWARES)}")
-    layout = opts.layout or LAYOUTS[opts.firmware][0]
-    if layout not in LAYOUTS[opts.firmware]:
-        other = next((f for f, ls in LAYOUTS.items() if layout in ls), None)
-        fix = f"use --firmware {other}" if other else f"use one of: {', '.join(LAYOUTS[opts.firmware])}"
+    layout = opts.layout or FIRMWARE_LAYOUTS[opts.firmware][0]
+    if layout not in FIRMWARE_LAYOUTS[opts.firmware]:
+        other = next((f for f, ls in FIRMWARE_LAYOUTS.items() if layout in ls), None)
+        fix = f"use --firmware {other}" if other else f"use one of: {', '.join(FIRMWARE_LAYOUTS[opts.firmware])}"
         raise UserError(f"--layout {layout}: not bootable with --firmware {opts.firmware}; {fix}")
     if opts.timeout <= 0:
         raise UserError(f"--timeout {opts.timeout}: must be more than 0 seconds")

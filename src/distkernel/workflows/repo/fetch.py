@@ -133,7 +133,7 @@ def _make_dirs(path: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def resolve_package(name_spec: str, url: str, arch: str, variant: str, dest: Path, *, client: Client) -> Path:
+def fetch_package(name_spec: str, url: str, arch: str, variant: str, dest: Path, *, client: Client) -> Path:
     """Download the package matching NAME[@VERSION], arch and variant from the repo at
     URL into DEST, fully checked. When any check fails nothing is left behind: no
     folder, no partial file, no remembered serial."""
@@ -190,4 +190,4 @@ def fetch_for_root(spec: str, url: str, root: Path) -> Path:
         key_fix=f"copy the repo's public key (package.pub) into {trusted_dir}/",
     )
     arch = host_arch(f"use `distkernel fetch {spec} --from URL --arch ARCH`, then install the file")
-    return resolve_package(name_spec, url, arch, variant, root / ROOT_DOWNLOADS, client=client)
+    return fetch_package(name_spec, url, arch, variant, root / ROOT_DOWNLOADS, client=client)
