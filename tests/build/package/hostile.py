@@ -1,7 +1,7 @@
 """Hostile packages made by hand from a real one: its members edited, then written as a
 tar stream by hand (so a member may use another header format, a wrong checksum, or
 gigabytes of zeros that are generated while compressing, never held whole), compressed
-with zstd or gzip. Also a tree snapshot, to show a root byte-for-byte unchanged."""
+with zstd or gzip."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import copy
 import gzip
 import hashlib
 import json
-import os
-import stat
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -23,7 +20,6 @@ from distkernel.build.package.format import MANIFEST, METADATA, canonical_json
 
 BLOCK = 512
 CHUNK = 1 << 20
-Snapshot = dict[str, tuple[str, int, str]]
 
 
 class Writable(Protocol):
@@ -170,24 +166,3 @@ def write_tar(out: Writable, entries: list[Entry]) -> None:
         written += pad
     end = 2 * BLOCK + (-(written + 2 * BLOCK) % tarfile.RECORDSIZE)
     out.write(bytes(end))
-
-
-def snapshot(top: Path) -> Snapshot:
-    """Every path below TOP: its kind, mode and contents (sha256 or link target)."""
-    out: Snapshot = {}
-    for path in sorted(_walk(top)):
-        st = path.lstat()
-        rel = str(path.relative_to(top))
-        if stat.S_ISLNK(st.st_mode):
-            out[rel] = ("link", 0, os.readlink(path))
-        elif stat.S_ISDIR(st.st_mode):
-            out[rel] = ("dir", stat.S_IMODE(st.st_mode), "")
-        else:
-            out[rel] = ("file", stat.S_IMODE(st.st_mode), hashlib.sha256(path.read_bytes()).hexdigest())
-    return out
-
-
-def _walk(top: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            yield Path(dirpath, name)

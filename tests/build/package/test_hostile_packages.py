@@ -21,8 +21,9 @@ import zstandard
 from distkernel.build.package.format import IMAGE
 from distkernel.build.package.reader import check_package
 from distkernel.build.trust.keys import PACKAGE_KEY, KeySet
-from tests.build.package.hostile import Entry, Hostile, Snapshot, Zeros, snapshot
+from tests.build.package.hostile import Entry, Hostile, Zeros
 from tests.conftest import Built, Run, assert_user_facing_error, cli
+from tests.hostile import Snapshot, snapshot
 from tests.target.install.helpers import make_root
 
 pytestmark = pytest.mark.kernel

@@ -20,26 +20,11 @@ from distkernel.target.install.layouts.base import KernelFiles
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import transaction
 from tests.conftest import Run, assert_user_facing_error, cli
+from tests.hostile import snapshot
 from tests.target.install.helpers import consistent, fake_package, make_root, with_release
 
 ESCAPE = "6.1.192-x/../../../../ESCAPED"
 GOOD = "6.1.0-fake"
-
-
-def snapshot(top: Path) -> dict[str, tuple[str, bytes]]:
-    """Every entry under TOP: kind and content (a link's target), by relative path."""
-    out: dict[str, tuple[str, bytes]] = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            p = Path(dirpath, name)
-            rel = str(p.relative_to(top))
-            if p.is_symlink():
-                out[rel] = ("link", os.readlink(p).encode())
-            elif p.is_dir():
-                out[rel] = ("dir", b"")
-            else:
-                out[rel] = ("file", p.read_bytes())
-    return out
 
 
 def refused(run: Run, *needles: str) -> None:

@@ -77,19 +77,3 @@ class SlowServer:
         self.stop.set()
         self.server.shutdown()
         self.server.server_close()
-
-
-def snapshot(top: Path) -> dict[str, tuple[str, bytes | str]]:
-    """Every path under TOP with its kind and content (or link target): byte for byte."""
-    out: dict[str, tuple[str, bytes | str]] = {}
-    if not top.exists():
-        return out
-    for p in sorted(top.rglob("*")):
-        rel = str(p.relative_to(top))
-        if p.is_symlink():
-            out[rel] = ("link", str(p.readlink()))
-        elif p.is_dir():
-            out[rel] = ("dir", oct(p.stat().st_mode))
-        else:
-            out[rel] = ("file", p.read_bytes())
-    return out

@@ -14,8 +14,9 @@ from distkernel.build.trust.signing import signer
 from distkernel.workflows.repo.index import name_problem
 from tests.build.trust.helpers import tiny_package
 from tests.conftest import assert_user_facing_error, cli, env_with
+from tests.hostile import snapshot
 from tests.target.install.helpers import with_metadata
-from tests.workflows.repo.slow import SlowServer, snapshot
+from tests.workflows.repo.slow import SlowServer
 
 
 def new_repo(tmp_path: Path, keys: KeySet) -> Path:

@@ -20,7 +20,8 @@ from distkernel.core.paths import SERIALS
 from distkernel.workflows.repo.index import INDEX, add_packages
 from tests.build.trust.helpers import tiny_package
 from tests.conftest import Run, assert_user_facing_error, cli, env_with
-from tests.workflows.repo.slow import SlowServer, snapshot
+from tests.hostile import snapshot
+from tests.workflows.repo.slow import SlowServer
 
 PKG = "packages/tiny-6.1.8-tiny-x86_64.tar.zst"
 
