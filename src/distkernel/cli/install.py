@@ -72,7 +72,6 @@ def show_plan(plan: Plan, as_json: bool) -> None:
 @click.option(
     "--from", "source", metavar="URL", help="Fetch NAME from this binhost [default: distkernel.toml binhost]."
 )
-@click.option("--binary-only", is_flag=True, help="With --from: never build from source.")
 @options.DRY_RUN
 @JSON
 def install(
@@ -83,15 +82,13 @@ def install(
     keep: int,
     cmdline: str | None,
     source: str | None,
-    binary_only: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
     """Install a kernel package into a root, transactionally."""
     from distkernel.target.install import install_package
 
-    # A binhost only ever yields the exact package asked for, never a build: --binary-only
-    # states that intent, and nothing here can fall back whether or not it is given.
+    # A binhost only ever yields the exact package asked for, never a build from source.
     path = package_path(package, source, root)
     if dry_run:
         from distkernel.target.install.plan import install_plan

@@ -167,6 +167,6 @@ def test_install_from_refuses_hostile_input_with_nothing_installed(
     else:
         spec = "tiny+nosuch"
     env = env_with(DISTKERNEL_CACHE=str(tmp_path / "cache"))
-    run = cli("install", spec, "--from", url, "--binary-only", "--root", root, "--layout", "plain", env=env)
+    run = cli("install", spec, "--from", url, "--root", root, "--layout", "plain", env=env)
     assert_user_facing_error(run, 2)
     assert installed_files(root) == ["etc/distkernel/trusted.d/repo.pub"], installed_files(root)

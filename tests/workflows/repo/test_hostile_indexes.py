@@ -164,7 +164,7 @@ def test_generated_hostile_indexes(
     before = snapshot(work)
     env = env_with(DISTKERNEL_CACHE=str(work / "cache"))
     run = run_cli(
-        "install", "tiny", "--from", url, "--binary-only", "--root", root, "--layout", "plain", "--initramfs", "none",
+        "install", "tiny", "--from", url, "--root", root, "--layout", "plain", "--initramfs", "none",
         env=env,
     )  # fmt: skip
     assert "Traceback" not in run.err, (edit, run.err)

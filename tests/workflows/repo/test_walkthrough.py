@@ -29,7 +29,7 @@ def test_walkthrough_with_a_package_built_without_a_key(default_package: Built, 
     env = env_with(DISTKERNEL_CACHE=str(tmp_path / "cache"))
     with served(repo) as url:
         run = cli(
-            "install", "qemu-minimal", "--from", url, "--binary-only",
+            "install", "qemu-minimal", "--from", url,
             "--root", root, "--layout", "plain", "--initramfs", "none", "--json", env=env,
         )  # fmt: skip
     assert run.code == 0, run.err
