@@ -149,7 +149,9 @@ def call(
     A missing tool raises ToolError; so does an exit code not in `ok` (None: the caller
     judges every code), or running past `timeout` seconds."""
     argv = [os.fspath(c) for c in cmd]
-    if shutil.which(argv[0], path=(env or os.environ).get("PATH")) is None:
+    # A tool named by itself is looked up on PATH; one given by its path (a hook, say) is
+    # run as it is, and an OSError from starting it is the caller's to word.
+    if os.sep not in argv[0] and shutil.which(argv[0], path=(env or os.environ).get("PATH")) is None:
         raise missing_tool_error(argv[0])
     try:
         proc = subprocess.run(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import tomllib
@@ -28,7 +27,7 @@ from typing import Any
 
 from distkernel.core.errors import ToolError
 from distkernel.core.paths import PLUGINS_LOG, STATE_DIR
-from distkernel.core.tools import require, tail
+from distkernel.core.tools import call, require, tail
 from distkernel.target.install.layouts import spec
 from distkernel.target.install.target import Target
 
@@ -216,24 +215,24 @@ def _run(target: Target, chain: list[Hook], lead: str, common: dict[str, str]) -
         if hook.chain and stopped:
             continue
         try:
-            proc = subprocess.run(
-                _argv(target, hook), env=_env(target, common, hook), capture_output=True, text=True, errors="replace"
-            )
+            done = call(_argv(target, hook), ok=None, env=_env(target, common, hook))
         except OSError as e:  # e.g. a script without a #! line, on /
             raise ToolError(f"{lead} the hook {hook.path} cannot run ({e.strerror}); fix or remove it") from None
         with open(log, "a") as f:
-            f.write(f"$ {hook.path} {' '.join(hook.args)}\n{proc.stdout}{proc.stderr}[exit {proc.returncode}]\n")
-        if proc.returncode in (126, 127) and not target.is_host and "chroot: failed to run" in proc.stderr:
-            why = proc.stderr.strip().splitlines()[-1].partition(": failed to run command ")[2]
+            f.write(f"$ {hook.path} {' '.join(hook.args)}\n{done.output}[exit {done.code}]\n")
+        if done.code in (126, 127) and not target.is_host and "chroot: failed to run" in done.output:
+            failed = [line for line in done.output.splitlines() if "chroot: failed to run" in line]
+            why = failed[-1].partition(": failed to run command ")[2]
             raise ToolError(f"{lead} the hook {hook.path} cannot run ({why}); fix or remove it", log=log)
         ran.append(hook.path)
-        if hook.chain and proc.returncode == STOP_CHAIN:
+        if hook.chain and done.code == STOP_CHAIN:
             stopped = True
             continue
-        if proc.returncode != 0:
-            lines = (proc.stdout + proc.stderr).splitlines()
+        if done.code != 0:
             raise ToolError(
-                f"{lead} the hook {hook.path} failed (exit {proc.returncode})", log=log, details=tail(lines)
+                f"{lead} the hook {hook.path} failed (exit {done.code})",
+                log=log,
+                details=tail(done.output.splitlines()),
             )
     return ran
 
