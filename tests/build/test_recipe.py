@@ -182,3 +182,16 @@ def test_sizes_and_nesting_are_bounded(tmp_path: Path, make: object, needle: str
 def test_a_recipe_that_is_no_regular_file_is_refused(tmp_path: Path) -> None:
     assert "not a regular file" in load_error(Path("/dev/zero"))
     assert "cannot read recipe" in load_error(tmp_path)
+
+
+def test_a_shipped_fragment_is_named_with_distkernel_prefix(tmp_path: Path) -> None:
+    """`distkernel:fragments/X.config` is a fragment of the shipped recipes; it cannot
+    be used to leave that folder."""
+    recipe = tmp_path / "r.toml"
+    body = '[kernel]\nname = "x"\nsource = "debian:linux-source-6.1"\n[config]\nbase = "tinyconfig"\n'
+    recipe.write_text(body + 'fragments = ["distkernel:fragments/qemu-boot.config"]\n')
+    [fragment] = load_recipe(recipe).config.fragments
+    assert fragment == (DEFAULT_RECIPE.parent / "fragments/qemu-boot.config").resolve()
+    recipe.write_text(body + 'fragments = ["distkernel:../../../core/data/x.config"]\n')
+    with pytest.raises(UserError, match="leaves the recipe's folder"):
+        load_recipe(recipe)

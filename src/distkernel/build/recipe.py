@@ -10,6 +10,7 @@ import tomllib
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,13 @@ FILE = {"path": "file"}
 DIR = {"path": "dir"}
 PATCH = {"path": "file", "inside": "yes"}
 FRAGMENT = {"path": "file", "inside": "yes", "suffix": ".config"}
+# `distkernel:fragments/X.config` names a file of the recipes distkernel ships (build/data/
+# recipes), so a recipe anywhere can build on the shipped fragments without copying them.
+SHIPPED = "distkernel:"
+
+
+def shipped_recipes() -> Path:
+    return Path(str(resources.files("distkernel.build.data").joinpath("recipes")))
 
 
 @dataclass(frozen=True)
@@ -248,9 +256,11 @@ class _Reader:
         if not isinstance(raw, str):
             raise self.fail(table, key, "must be a path string")
         self.check_string(table, key, raw)
-        folder = self.path.parent
-        path = (folder / raw).resolve()
-        if meta.get("inside") and not Path(raw).is_absolute() and not path.is_relative_to(folder):
+        folder, ref = self.path.parent, raw
+        if meta.get("inside") and raw.startswith(SHIPPED):
+            folder, ref = shipped_recipes().resolve(), raw.removeprefix(SHIPPED).lstrip("/")
+        path = (folder / ref).resolve()
+        if meta.get("inside") and not Path(ref).is_absolute() and not path.is_relative_to(folder):
             raise self.fail(
                 table, key, f"{_show(raw)} leaves the recipe's folder; keep it there, or give an absolute path"
             )

@@ -37,6 +37,14 @@ def test_dkms_source_takes_name_and_version_from_dkms_conf(tmp_path: Path) -> No
     assert registry.add(tmp_path, EXTMOD / "dkms", name="other", version="9").version == "9"
 
 
+def test_a_dkms_source_named_relative_to_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`modules add mod` from the folder holding mod: dkms.conf is still found, although
+    bash evaluates it from the module's own folder."""
+    monkeypatch.chdir(EXTMOD.parent)
+    rec = registry.add(tmp_path, Path(EXTMOD.name) / "dkms")
+    assert (rec.name, rec.version) == ("dk_dkms", "1.2")
+
+
 def test_adding_again_replaces_the_source(tmp_path: Path) -> None:
     src = fake_module(tmp_path / "src", "foo")
     first = registry.add(tmp_path / "root", src)

@@ -84,7 +84,7 @@ def test_debian_hooks_with_every_layout(default_package: Built, tmp_path: Path, 
     assert f"$ /etc/kernel/postinst.d/dkms {release} {expected.get(layout, f'/lib/modules/{release}/vmlinuz')}" in log
     assert stray_files(root) == []
     assert not (root / "dev/null").exists() and not list((root / "tmp").iterdir())  # the hooks' own, gone
-    run = cli("remove", release, "--root", root)
+    run = cli("remove", release, "--root", root, "--force")
     assert run.code == 0, run.err
     assert f"$ /etc/kernel/prerm.d/dkms {release}" in (root / "var/log/distkernel/plugins.log").read_text()
     assert stray_files(root) == []

@@ -134,7 +134,8 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="distkernel-dkms-") as tmp:
         answer = Path(tmp) / "answer"
         (Path(tmp) / "scratch").mkdir()
-        folder = cwd or conf.parent
+        conf = conf.absolute()  # bash runs from the module's folder: a relative name would miss
+        folder = (cwd or conf.parent).absolute()
         argv = [
             *("timeout", "-k", "2", str(EVAL_SECONDS)),
             *("env", "-i", f"PATH={CLEAN_PATH}", f"PWD={folder}", "LC_ALL=C"),
