@@ -89,13 +89,14 @@ def install(
     from distkernel.target.install import install_package
 
     # A binhost only ever yields the exact package asked for, never a build from source.
-    path = package_path(package, source, root)
-    if dry_run:
-        from distkernel.target.install.plan import install_plan
+    with render.progress():  # a download's bytes and rate, dracut's running time (on a terminal)
+        path = package_path(package, source, root)
+        if dry_run:
+            from distkernel.target.install.plan import install_plan
 
-        show_plan(install_plan(path, root, layout, initramfs, cmdline, keep), as_json)
-        return
-    inst = install_package(path, root, layout=layout, initramfs=initramfs, cmdline=cmdline, keep=keep)
+            show_plan(install_plan(path, root, layout, initramfs, cmdline, keep), as_json)
+            return
+        inst = install_package(path, root, layout=layout, initramfs=initramfs, cmdline=cmdline, keep=keep)
     if as_json:
         render.emit_json(_installation_json(inst))
         return

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from distkernel.cli import options
+from distkernel.cli import options, render
 from distkernel.cli.render import emit_json, err, out, table
 from distkernel.core.errors import Failure
 from distkernel.target.extmod.builder import ModuleOutcome
@@ -93,9 +93,10 @@ def add(
 ) -> None:
     """Register SRC (a folder with a Kbuild/Makefile or a dkms.conf) and build it for every
     installed kernel."""
-    change = ops.add_module(
-        root.resolve(), src, name=name, version=version, initramfs=initramfs, required=required, cores=jobs or None
-    )
+    with render.progress():  # the builds' running time, on a terminal
+        change = ops.add_module(
+            root.resolve(), src, name=name, version=version, initramfs=initramfs, required=required, cores=jobs or None
+        )
     _show(change, as_json)
 
 
@@ -125,7 +126,8 @@ def rebuild(
     (or --kernel KREL, or --all)."""
     if release and all_kernels:
         raise click.UsageError("--kernel and --all exclude each other")
-    change = ops.rebuild(root.resolve(), names, release=release, all_kernels=all_kernels, cores=jobs or None)
+    with render.progress():
+        change = ops.rebuild(root.resolve(), names, release=release, all_kernels=all_kernels, cores=jobs or None)
     _show(change, as_json)
 
 

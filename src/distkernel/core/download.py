@@ -13,12 +13,14 @@ import os
 import socket
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from distkernel.core.errors import UserError
+from distkernel.core.progress import transfer
 
 CHUNK = 1 << 20
 DEADLINE_ENV = "DISTKERNEL_DOWNLOAD_DEADLINE"  # seconds, overrides every computed deadline
@@ -116,14 +118,18 @@ def download_to(url: str, sink: BinaryIO, *, limit: int, deadline: float, hint: 
     watch = _Watch(deadline)
     h = hashlib.sha256()
     got = 0
+    report = transfer(os.path.basename(urllib.parse.urlsplit(url).path) or url)
     watch.start()
     try:
         with _opener(watch).open(url, timeout=deadline) as response:
+            length = response.headers.get("Content-Length", "")
+            total = int(length) if length.isdigit() else None
             try:
                 while got <= limit and (chunk := _read(response, min(CHUNK, limit + 1 - got))):
                     got += len(chunk)
                     h.update(chunk)
                     sink.write(chunk)
+                    report(got, total)
             finally:
                 watch.stop()  # before the response closes its socket
     except urllib.error.HTTPError as e:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from distkernel.core.errors import DistkernelError
 from distkernel.core.paths import EXTMOD_WORK
+from distkernel.core.progress import elapsed
 from distkernel.core.tools import run
 from distkernel.target.extmod import dkms, registry, signing, steps
 from distkernel.target.extmod.jobserver import JobServer, default_cores
@@ -107,8 +108,9 @@ def build_all(root: Path, jobs: Sequence[Job], *, cores: int | None = None) -> l
         registry.statuses(root, module.name)  # (plan and Claims read every module's)
     tasks = [_task(root, job) for job in jobs]
     server, claims, work = JobServer(cores or default_cores()), Claims(root), root / WORK
+    names = ", ".join(sorted({job.module.name for job in jobs}))
     try:
-        with ThreadPoolExecutor(max_workers=server.slots) as pool:
+        with ThreadPoolExecutor(max_workers=server.slots) as pool, elapsed(f"external modules ({names})"):
             list(pool.map(lambda t: _prepare(root, t, work, server.slots), tasks))
             waves = _waves(tasks)
             for t in tasks:
