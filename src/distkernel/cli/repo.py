@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -10,7 +11,7 @@ import click
 
 from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import load_trusted
-from distkernel.cli import render
+from distkernel.cli import options, render
 from distkernel.workflows.repo.fetch import Client, fetch_package, host_arch, serials_file, split_spec
 from distkernel.workflows.repo.index import Index, add_packages, init_repo
 from distkernel.workflows.repo.server import make_server
@@ -60,12 +61,17 @@ def repo_add(directory: Path, packages: tuple[Path, ...], key_path: Path | None,
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-def repo_serve(directory: Path, port: int, host: str) -> None:
+@JSON
+def repo_serve(directory: Path, port: int, host: str, as_json: bool) -> None:
     """Serve the repo over HTTP (the index and packages only) until interrupted."""
     server = make_server(directory, port, host)
     bound_host, bound_port = server.server_address[:2]
+    url = f"http://{bound_host!s}:{bound_port}/"
     # One line on stdout, flushed: scripts (and tests) read the URL from it.
-    sys.stdout.write(f"serving {directory} at http://{bound_host!s}:{bound_port}/\n")
+    if as_json:
+        sys.stdout.write(json.dumps({"serving": str(directory), "url": url}) + "\n")
+    else:
+        sys.stdout.write(f"serving {directory} at {url}\n")
     sys.stdout.flush()
     try:
         server.serve_forever()
@@ -77,7 +83,7 @@ def repo_serve(directory: Path, port: int, host: str) -> None:
 @click.argument("spec", metavar="NAME[+VARIANT][@VERSION]")
 @click.option("--from", "source", metavar="URL", required=True, help="The binhost (http(s):// or a folder).")
 @click.option("--key", "keys", type=FILE, multiple=True, help="Public key the repo must be signed with (repeatable).")
-@click.option("--root", type=DIR, help="Trust ROOT's keys (etc/distkernel/trusted.d) and remember serials there.")
+@options.root(default=None, help="Trust ROOT's keys (etc/distkernel/trusted.d) and remember serials there.")
 @click.option("--arch", help="Package arch [default: this machine's].")
 @click.option("--variant", help="Package variant [default: none, or +VARIANT in the name].")
 @click.option("--out", type=DIR, default=Path("."), show_default=True, help="Where the package is written.")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from distkernel.build.trust.keys import PACKAGE_KEY, PACKAGE_PUB, KeySet
 from distkernel.build.trust.signing import load_trusted
 from distkernel.core.errors import UserError
-from distkernel.workflows.repo.index import INDEX, parse_index, path_problem
+from distkernel.workflows.repo.index import INDEX, init_repo, parse_index, path_problem
 from tests.build.trust.helpers import tiny_package
 from tests.conftest import assert_user_facing_error, cli
 
@@ -80,3 +82,16 @@ def test_paths_outside_packages_are_refused(path: str) -> None:
 
 def test_package_paths_are_accepted() -> None:
     assert path_problem("packages/qemu-minimal-6.1.192-distkernel-x86_64+dracut.tar.zst") is None
+
+
+def test_serve_says_where_it_listens_as_json(tmp_path: Path, keys: KeySet) -> None:
+    repo = tmp_path / "repo"
+    init_repo(repo, keys.path(PACKAGE_KEY))
+    argv = [sys.executable, "-m", "distkernel", "repo", "serve", str(repo), "--port", "0", "--json"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        try:
+            doc = json.loads(proc.stdout.readline())
+        finally:
+            proc.terminate()
+    assert doc["serving"] == str(repo) and doc["url"].startswith("http://127.0.0.1:")
