@@ -25,6 +25,8 @@ ROOT_COMMANDS = [
     ["modules", "rebuild"],
     ["probe"],
     ["config", str(DEFAULT_RECIPE)],
+    ["fetch", "qemu-minimal", "--from", "http://127.0.0.1:9"],
+    ["test"],
 ]
 
 

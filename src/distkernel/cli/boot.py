@@ -73,11 +73,7 @@ def result_line(r: BootResult) -> str:
 
 @click.command("test")
 @click.argument("target", metavar="PKG | --root DIR [RELEASE]", required=False)
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Boot the kernel installed in this root (RELEASE, default: its default kernel).",
-)
+@options.root(default=None, help="Boot the kernel installed in this root (RELEASE, default: its default kernel).")
 @click.option("--firmware", type=click.Choice(FIRMWARES), default="bios", show_default=True)
 @options.layout("Install layout the boot goes through [default: plain for bios, bls for uefi].")
 @click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True, help="Seconds per attempt.")
