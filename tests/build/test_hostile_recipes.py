@@ -140,7 +140,6 @@ def test_generated_hostile_recipes(text: str, recipe_dir: Path) -> None:
     except UserError as e:
         message = str(e)
         assert "\n" not in message.strip() and SECRET not in message, message
-        assert message.startswith(str(path)) or str(path) in message, message
         TALLY.add("refused")
     else:
         k = recipe.kernel

@@ -195,3 +195,12 @@ def test_a_shipped_fragment_is_named_with_distkernel_prefix(tmp_path: Path) -> N
     recipe.write_text(body + 'fragments = ["distkernel:../../../core/data/x.config"]\n')
     with pytest.raises(UserError, match="leaves the recipe's folder"):
         load_recipe(recipe)
+
+
+def test_a_file_of_the_running_system_is_no_recipe_input(tmp_path: Path) -> None:
+    """/proc, /sys, /dev and /run hold no patches or fragments, even named absolute."""
+    recipe = tmp_path / "r.toml"
+    body = '[kernel]\nname = "x"\nsource = "debian:linux-source-6.1"\npatches = ["/proc/self/environ"]\n'
+    recipe.write_text(body + '[config]\nbase = "tinyconfig"\n')
+    with pytest.raises(UserError, match="is a file of the running system"):
+        load_recipe(recipe)

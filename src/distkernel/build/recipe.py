@@ -138,6 +138,10 @@ class Recipe:
         """`/path/recipe.toml:12` for a key, for error messages."""
         return f"{self.path}:{self.line(table, key)}"
 
+    def owns(self, path: Path) -> bool:
+        """PATH is in the recipe's own folder: its author wrote it, so errors may quote it."""
+        return path.is_relative_to(self.folder.resolve())
+
     def display(self, path: Path) -> str:
         """A path as the recipe's reader thinks of it: relative to the recipe's folder
         (the recipe file itself by its name)."""
@@ -260,6 +264,8 @@ class _Reader:
         if meta.get("inside") and raw.startswith(SHIPPED):
             folder, ref = shipped_recipes().resolve(), raw.removeprefix(SHIPPED).lstrip("/")
         path = (folder / ref).resolve()
+        if meta.get("path") == "file" and any(path.is_relative_to(p) for p in PSEUDO_FS):
+            raise self.fail(table, key, f"{_show(raw)} is a file of the running system, not a recipe input")
         if meta.get("inside") and not Path(ref).is_absolute() and not path.is_relative_to(folder):
             raise self.fail(
                 table, key, f"{_show(raw)} leaves the recipe's folder; keep it there, or give an absolute path"

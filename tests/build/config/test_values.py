@@ -51,3 +51,13 @@ def test_report_later_input_wins_and_keeps_what_it_overrode() -> None:
     assert z.took  # absent from the effective config reads as n
     assert report.misses == (y,)
     assert report.to_json()["missed"] == 1
+
+
+def test_a_file_the_recipe_only_names_is_not_quoted(tmp_path: Path) -> None:
+    """A fragment outside the recipe's folder (say /etc/shadow, named by a recipe from
+    someone else) is never quoted in the error: only its file and line."""
+    f = tmp_path / "secret.config"
+    f.write_text("the secret\n")
+    with pytest.raises(UserError) as e:
+        parse_fragment(f, echo=False)
+    assert "secret.config:1: not a config line (expected" in str(e.value) and "the secret" not in str(e.value)

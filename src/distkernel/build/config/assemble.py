@@ -48,7 +48,7 @@ def target_root(recipe: Recipe) -> Path:
 
 def _fragments(ctx: Context) -> list[Setting]:
     r = ctx.recipe
-    return [s for f in r.config.fragments for s in parse_fragment(f, r.display(f))]
+    return [s for f in r.config.fragments for s in parse_fragment(f, r.display(f), echo=r.owns(f))]
 
 
 def _localversion(ctx: Context) -> list[Setting]:

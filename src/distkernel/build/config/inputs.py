@@ -19,4 +19,4 @@ def check_inputs(recipe: Recipe) -> None:
                 f"(known: {', '.join(known_features())})"
             )
     for fragment in recipe.config.fragments:
-        parse_fragment(fragment, recipe.display(fragment))
+        parse_fragment(fragment, recipe.display(fragment), echo=recipe.owns(fragment))

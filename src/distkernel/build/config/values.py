@@ -45,9 +45,10 @@ def parse_line(line: str) -> tuple[str, str] | None:
     raise ValueError(line)
 
 
-def parse_fragment(path: Path, label: str | None = None) -> list[Setting]:
+def parse_fragment(path: Path, label: str | None = None, *, echo: bool = True) -> list[Setting]:
     """Settings of a fragment file; any line that is neither `CONFIG_X=value` nor
-    `# CONFIG_X is not set` (nor blank/comment) is an error naming file:line."""
+    `# CONFIG_X is not set` (nor blank/comment) is an error naming file:line, and quoting
+    the line only with `echo` (a file the recipe's author wrote: never one it merely names)."""
     out = []
     try:
         text = path.read_text(errors="replace")
@@ -57,9 +58,9 @@ def parse_fragment(path: Path, label: str | None = None) -> list[Setting]:
         try:
             parsed = parse_line(line)
         except ValueError:
+            quoted = f": `{line.strip()}`" if echo else ""
             raise UserError(
-                f"{path}:{number}: not a config line: `{line.strip()}` "
-                f"(expected CONFIG_NAME=value or `# CONFIG_NAME is not set`)"
+                f"{path}:{number}: not a config line{quoted} (expected CONFIG_NAME=value or `# CONFIG_NAME is not set`)"
             ) from None
         if parsed:
             out.append(Setting(parsed[0], parsed[1], Origin(label or str(path), number)))
