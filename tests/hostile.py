@@ -33,24 +33,48 @@ class Outcome:
         return lines[0] if lines else ""
 
 
+# The address space one CLI run may reserve: far more than a real run needs, far less than
+# a 3 GiB member held in memory. A run that tried would fail, and its test with it.
+MEMORY_LIMIT = 2 << 30
+
+
+def _peak_mb(pid: int, done: threading.Event, peak: list[float]) -> None:
+    """The child's own high-water mark (VmHWM of its memory after exec), sampled until it
+    ends: wait4's ru_maxrss also counts the pages of the process it was forked from."""
+    status = Path(f"/proc/{pid}/status")
+    while not done.wait(0.02):
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak[0] = max(peak[0], int(line.split()[1]) / 1024)
+        except (OSError, ValueError, IndexError):
+            pass
+
+
 def run_cli(*args: str | os.PathLike[str], env: dict[str, str] | None = None, timeout: float = 300) -> Outcome:
-    """The real entry point, its peak memory from wait4 (output goes to files, so that
-    this process reaps the child itself), killed past TIMEOUT seconds."""
-    argv = [sys.executable, "-m", "distkernel", *map(str, args)]
+    """The real entry point under MEMORY_LIMIT, with its peak memory; output goes to
+    files, so that this process reaps the child itself; killed past TIMEOUT seconds."""
+    # prlimit (util-linux) sets the limit and execs the CLI in the same process
+    argv = ["prlimit", f"--as={MEMORY_LIMIT}", sys.executable, "-m", "distkernel", *map(str, args)]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
         timer = threading.Timer(timeout, proc.kill)
+        done, peak = threading.Event(), [0.0]
+        sampler = threading.Thread(target=_peak_mb, args=(proc.pid, done, peak), daemon=True)
         timer.start()
+        sampler.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, status, _usage = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
+            done.set()
+            sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         text_out, text_err = out.read(), err.read()
-    assert proc.returncode != -signal.SIGKILL, f"{argv[3:]} ran past {timeout} s: {text_err[-500:]}"
-    return Outcome(proc.returncode, text_out, text_err, usage.ru_maxrss / 1024)
+    assert proc.returncode != -signal.SIGKILL, f"{argv[5:]} ran past {timeout} s: {text_err[-500:]}"
+    return Outcome(proc.returncode, text_out, text_err, peak[0])
 
 
 def assert_refused(o: Outcome) -> None:

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -23,7 +20,7 @@ from distkernel.build.package.reader import check_package
 from distkernel.build.trust.keys import PACKAGE_KEY, KeySet
 from tests.build.package.hostile import Entry, Hostile, Zeros
 from tests.conftest import Built, Run, assert_user_facing_error, cli
-from tests.hostile import Snapshot, snapshot
+from tests.hostile import Snapshot, run_cli, snapshot
 from tests.target.install.helpers import make_root
 
 pytestmark = pytest.mark.kernel
@@ -33,14 +30,10 @@ Maker = Callable[[Hostile, Path], Path]
 
 
 def cli_measured(*args: str | os.PathLike[str]) -> tuple[Run, int]:
-    """The CLI in a subprocess, and the most memory it held (bytes)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "distkernel", *map(str, args)], stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Run(proc.returncode, out.read().decode(), err.read().decode()), usage.ru_maxrss * 1024
+    """The CLI in a subprocess (under tests/hostile.py's memory limit), and the most
+    memory it held (bytes)."""
+    o = run_cli(*args)
+    return Run(o.code, o.out, o.err), int(o.max_rss_mb * (1 << 20))
 
 
 def metadata(**changes: object) -> Maker:
