@@ -22,7 +22,7 @@ class InstallConf:
         return self.values.get(key) or None
 
     def where(self, key: str) -> str:
-        """`/root/etc/kernel/install.conf:3` for a key's line."""
+        """`ROOT/etc/kernel/install.conf:3` for a key's line."""
         return f"{self.path}:{self.lines.get(key, 1)}"
 
 
