@@ -98,6 +98,20 @@ def default_package(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(Path(doc["package"]), doc["metadata"], doc)
 
 
+RICH_RECIPE = DATA / "recipes" / "rich.toml"
+
+
+@pytest.fixture(scope="session")
+def rich_package(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The suite's one richer kernel (data/recipes/rich.toml: systemd, qemu-guest and
+    what the Debian dkms packages need), cached by content like the default one."""
+    out = tmp_path_factory.mktemp("rich-out")
+    run = cli("build", RICH_RECIPE, "--out", out, "--json")
+    assert run.code == 0, run.err
+    doc = run.json()
+    return Built(Path(doc["package"]), doc["metadata"], doc)
+
+
 @pytest.fixture
 def copy_of(tmp_path: Path):  # type: ignore[no-untyped-def]
     def copy(path: Path) -> Path:

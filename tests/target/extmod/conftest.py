@@ -79,17 +79,3 @@ def installed(default_package: Built, tmp_path_factory: pytest.TempPathFactory) 
     run = cli("install", default_package.package, "--root", root, "--json")
     assert run.code == 0, run.err
     return root, default_package.metadata["kernel_release"]
-
-
-DKMS_RECIPE = DATA / "recipes" / "dkms-packages.toml"
-
-
-@pytest.fixture(scope="session")
-def dkms_package(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """The one extra kernel of the suite: the default config plus what the Debian dkms
-    packages of test_debian_packages.py need (cached by content like the default one)."""
-    out = tmp_path_factory.mktemp("dkms-kernel-out")
-    run = cli("build", DKMS_RECIPE, "--out", out, "--json")
-    assert run.code == 0, run.err
-    doc = run.json()
-    return Built(Path(doc["package"]), doc["metadata"], doc)

@@ -1,5 +1,5 @@
 """Real *-dkms packages from Debian's archive, built by Debian's real dkms and by
-distkernel on the same headers (the test kernel of data/recipes/dkms-packages.toml):
+distkernel on the same headers (the test kernel of data/recipes/rich.toml):
 the same outcome for each (built / excluded / failed) and the same .ko files. Then the
 kernel is installed with three of them and booted, and they load."""
 
@@ -58,12 +58,12 @@ def test_the_set_covers_what_was_asked() -> None:
 
 
 def test_distkernel_builds_what_the_real_dkms_builds(
-    dkms_package: Built, sources: dict[str, Path], tmp_path: Path
+    rich_package: Built, sources: dict[str, Path], tmp_path: Path
 ) -> None:
     """Both on the headers the package installs into a sandbox root."""
     root = make_root(tmp_path / "root")
-    install_package(dkms_package.package, root, layout="plain", initramfs="none")
-    release = dkms_package.metadata["kernel_release"]
+    install_package(rich_package.package, root, layout="plain", initramfs="none")
+    release = rich_package.metadata["kernel_release"]
     record = load_state(root).kernels[release]
     headers, moddir = root / record.headers_dir, root / record.modules_dir
     assert not dkms_would_sign(release)  # dkms would then make keys in /var/lib/dkms
@@ -86,15 +86,15 @@ def test_distkernel_builds_what_the_real_dkms_builds(
     assert "thinkpad_ec" in depends.stdout.strip().split(",")  # the dependency between two of its modules
 
 
-def test_the_kernel_boots_with_them_loaded(dkms_package: Built, sources: dict[str, Path], tmp_path: Path) -> None:
+def test_the_kernel_boots_with_them_loaded(rich_package: Built, sources: dict[str, Path], tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     for package in ("v4l2loopback-dkms", "dm-writeboost-dkms", "acpi-call-dkms"):
         run = cli("modules", "add", sources[package], "--initramfs", "--root", root)
         assert run.code == 0, run.err
-    run = cli("install", dkms_package.package, "--root", root, "--initramfs", "builtin", "--json")
+    run = cli("install", rich_package.package, "--root", root, "--initramfs", "builtin", "--json")
     assert run.code == 0, run.err
-    release = dkms_package.metadata["kernel_release"]
+    release = rich_package.metadata["kernel_release"]
     record = load_state(root).kernels[release]
     assert {m.name: m.status for m in record.external_modules} == {
         "v4l2loopback": "built",
