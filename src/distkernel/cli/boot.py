@@ -17,6 +17,7 @@ from distkernel.workflows.boottest import FIRMWARES, BootOptions, BootResult, bo
 from distkernel.workflows.boottest.accel import ACCELS
 from distkernel.workflows.boottest.junit import write_junit
 from distkernel.workflows.boottest.result import Attempt
+from distkernel.workflows.boottest.shell import ShellOptions, shell_installed, shell_package
 
 
 class BootProgress:
@@ -96,6 +97,16 @@ def result_line(r: BootResult) -> str:
 @click.option("--keep-logs", is_flag=True, help="Keep the console logs of a passing test too.")
 @options.JSON
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+@click.option(
+    "--shell",
+    is_flag=True,
+    help="Boot with a shell on this terminal instead of the test init; the host's files read-only at /host.",
+)
+@click.option(
+    "--share",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --shell: the host folder shown at /host [default: /, the shell starting in this folder].",
+)
 def test(
     target: str | None,
     root: Path | None,
@@ -110,11 +121,17 @@ def test(
     keep_logs: bool,
     as_json: bool,
     junit: Path | None,
+    shell: bool,
+    share: Path | None,
 ) -> None:
     """Boot PKG under qemu, or with --root the kernel installed there, with a test init
     (uname -r, the test modules, a marker unique to this run). Exit 0 pass, 1 the
     kernel failed, 2 it cannot boot this way (checked before booting), 3 qemu or KVM
-    could not run."""
+    could not run. With --shell, the exit status is qemu's."""
+    if shell:
+        _shell(target, root, share, accel=accel, append=append, as_json=as_json, firmware=firmware, layout=layout)
+    elif share is not None:
+        raise UserError("--share: only with --shell; add --shell or drop --share")
     opts = BootOptions(
         firmware=firmware,
         layout=layout,
@@ -147,6 +164,23 @@ def test(
         if not result.passed:
             render.out.print(f"accel: {result.accel} ({result.accel_reason})", markup=False)
     sys.exit(result.exit_code)
+
+
+def _shell(
+    target: str | None, root: Path | None, share: Path | None, *, accel: str, append: str, as_json: bool, **boot: Any
+) -> None:
+    if as_json:
+        raise UserError("--shell: a shell is for a person at a terminal; drop --json")
+    if boot["firmware"] != "bios" or boot["layout"] not in (None, "plain"):
+        raise UserError("--shell: the shell boots the kernel directly (bios, plain); drop --firmware and --layout")
+    opts = ShellOptions(share=share or Path("/"), start=Path.cwd(), accel=accel, append=append)
+
+    def say(text: str) -> None:
+        render.err.print(text, markup=False)
+
+    if root is None:
+        sys.exit(0 if shell_package(_package(target), opts, say) == 0 else 1)
+    sys.exit(0 if shell_installed(root, target, opts, say) == 0 else 1)
 
 
 def _package(target: str | None) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.highlighter import RegexHighlighter
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 from rich.theme import Theme
 
@@ -183,9 +183,10 @@ class RichProgress:
         self.task, self.name = self.bar.add_task(name, total=total), name
 
     def describe(self, text: str) -> None:
-        """A download's bytes and rate, a silent tool's seconds: after the step's name."""
+        """A download's bytes and rate, a silent tool's seconds: after the step's name
+        (and instead of the count, which would say the same in raw units)."""
         if self.task is not None:
-            self.bar.update(self.task, description=f"{self.name} {text}")
+            self.bar.update(self.task, description=f"{self.name} {text}", described=True)
 
     def update(self, done: int, total: int | None = None) -> None:
         if self.task is not None:
@@ -194,12 +195,19 @@ class RichProgress:
             self.bar.update(self.task, completed=done, total=grown)
 
 
+class _Count(MofNCompleteColumn):
+    """N/M objects, unless the step's text already says how far it is."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.fields.get("described") else super().render(task)
+
+
 @contextmanager
 def progress() -> Iterator[RichProgress]:
     bar = Progress(
         TextColumn("{task.description:>8}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        _Count(),
         TimeElapsedColumn(),
         console=err,
         transient=True,

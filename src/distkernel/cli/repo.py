@@ -109,7 +109,8 @@ def fetch(
     )
     chosen_arch = arch or host_arch(client.arch_fix)
     chosen_variant = variant if variant is not None else spec_variant
-    pkg = fetch_package(name_spec, source, chosen_arch, chosen_variant, out, client=client)
+    with render.progress():  # the download's bytes and rate, on a terminal
+        pkg = fetch_package(name_spec, source, chosen_arch, chosen_variant, out, client=client)
     if as_json:
         render.emit_json({"package": str(pkg), "size": pkg.stat().st_size, "serials": str(serials_file(root))})
         return

@@ -1,7 +1,8 @@
 """The system tools distkernel needs (data/tools.toml): which are present, how to get
 the rest, and the one place that runs them and turns failures into ToolErrors: `run`
 for tools whose output streams to a log line by line, `call` for tools whose output is
-read as a whole (or sent to a file), with the exit codes the caller accepts."""
+read as a whole (or sent to a file), with the exit codes the caller accepts, and
+`interactive` for a tool the person at the terminal talks to."""
 
 from __future__ import annotations
 
@@ -171,3 +172,11 @@ def call(
     if ok is not None and proc.returncode not in ok:
         raise ToolError(f"{what or argv[0]} failed (exit {proc.returncode})", details=tail(text.splitlines()))
     return Finished(proc.returncode, text)
+
+
+def interactive(cmd: Sequence[str | os.PathLike[str]]) -> int:
+    """Run a tool on this process's own terminal (stdin, stdout and stderr inherited) and
+    return its exit status: the person at the terminal talks to it directly."""
+    argv = [os.fspath(c) for c in cmd]
+    require(argv[0])
+    return subprocess.run(argv, check=False).returncode

@@ -47,6 +47,14 @@ class QemuProfile:
         argv = [*self.base_argv(accel), "-kernel", str(kernel), "-append", cmdline]
         return [*argv, "-initrd", str(initrd)] if initrd else argv
 
+    def shell_argv(self, accel: str, kernel: Path, initrd: Path, cmdline: str, share: Path) -> list[str]:
+        """A direct boot with the console on this terminal and SHARE over 9p."""
+        raw = _raw()
+        argv = self.direct_argv(accel, kernel, initrd, cmdline)
+        at = argv.index("-serial")
+        path = str(share).replace(",", ",,")  # qemu's option syntax doubles a literal comma
+        return [*argv[:at], *raw["shell_console"], *argv[at + 2 :], *(a.format(path=path) for a in raw["shell_share"])]
+
     def uefi_argv(self, accel: str, disk: Path, vars_copy: Path) -> list[str]:
         assert self.uefi is not None
         return [

@@ -122,7 +122,7 @@ def _attempt(
     return Attempt(n, verdict.outcome, verdict.detail, accel, ran.seconds, ran.marker_s, log, ran.status), ran.kvm_hung
 
 
-def _profile(arch: str, firmware: str) -> QemuProfile:
+def qemu_profile(arch: str, firmware: str) -> QemuProfile:
     prof = profile(arch)
     if firmware == "uefi":
         if prof.uefi is None:
@@ -154,7 +154,7 @@ def boot_test(
     """Boot PACKAGE installed into a scratch root with the chosen layout."""
     layout = check_options(opts)
     meta, config = judge_package(package)  # the whole package judged before anything runs
-    prof = _profile(meta.arch, opts.firmware)
+    prof = qemu_profile(meta.arch, opts.firmware)
     check_kernel(str(package), config, opts.firmware)
     if opts.modules is not None:
         modules = opts.modules
@@ -197,7 +197,7 @@ def boot_installed(
         raise UserError(
             f"--layout {opts.layout}: kernel {k.release} in {root} is installed with {k.layout}; drop --layout"
         )
-    prof = _profile(k.arch, opts.firmware)
+    prof = qemu_profile(k.arch, opts.firmware)
     check_installed(root, k, opts.firmware)
     modules = opts.modules or ()
     case = Case(root, k.package, k.release, k.arch, k.layout)
