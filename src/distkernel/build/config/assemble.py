@@ -52,11 +52,15 @@ def _fragments(ctx: Context) -> list[Setting]:
 
 
 def _localversion(ctx: Context) -> list[Setting]:
+    """The recipe's localversion, then `-VARIANT`: two variants of one kernel never share
+    a release, so they install side by side (and a `+` would read as a boot counter)."""
     r = ctx.recipe
-    if not r.kernel.localversion:
+    k = r.kernel
+    value = k.localversion + (f"-{k.variant}" if k.variant else "")
+    if not value:
         return []
-    origin = Origin(r.display(r.path), r.line("kernel", "localversion"))
-    return [Setting("CONFIG_LOCALVERSION", '"' + r.kernel.localversion + '"', origin)]
+    origin = Origin(r.display(r.path), r.line("kernel", "variant" if k.variant else "localversion"))
+    return [Setting("CONFIG_LOCALVERSION", f'"{value}"', origin)]
 
 
 def _features(ctx: Context) -> list[Setting]:
