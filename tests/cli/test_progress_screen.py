@@ -20,7 +20,8 @@ PKG = "packages/tiny-6.1.8-tiny-x86_64.tar.zst"
 RATE = re.compile(r"download tiny-6.1.8-tiny-x86_64.tar.zst +[\d.]+ (B|KiB) of [\d.]+ KiB, [\d.]+ (B|KiB)/s")
 
 
-def test_a_download_shows_its_bytes_and_rate(tmp_path: Path, keys: KeySet) -> None:
+@pytest.mark.parametrize("cols", [80, 140])
+def test_a_download_shows_its_bytes_and_rate(tmp_path: Path, keys: KeySet, cols: int) -> None:
     repo = tmp_path / "repo"
     init_repo(repo, keys.path(PACKAGE_KEY))
     add_packages(repo, [tiny_package(tmp_path / "p", key=keys.path(PACKAGE_KEY), release="6.1.8-tiny")])
@@ -30,10 +31,10 @@ def test_a_download_shows_its_bytes_and_rate(tmp_path: Path, keys: KeySet) -> No
     # A byte every 5 ms: the download takes seconds, long enough to be watched.
     with SlowServer(repo, {PKG: "body"}, every=0.005, give_up=120) as server:
         args = ("fetch", "tiny", "--from", server.url, "--key", keys.path(PACKAGE_PUB), "--out", out)
-        with Pane(*args, "--arch", "x86_64", cols=80, rows=40, cwd=tmp_path, env=env) as pane:
+        with Pane(*args, "--arch", "x86_64", cols=cols, rows=40, cwd=tmp_path, env=env) as pane:
             shown = pane.wait_for(RATE, timeout=60)
             line = next(x for x in shown.splitlines() if RATE.search(x))
-            assert len(line.rstrip()) <= 80, line
+            assert len(line.rstrip()) <= cols, line
             done = pane.finish(timeout=size * 0.005 + 120)
     assert done.code == 0, done.text
     assert not any("download tiny" in x for x in done.lines)  # the progress line went away

@@ -44,19 +44,20 @@ def _talk(pane: Pane, release: str, token: str, share: Path) -> None:
 
 
 @pytest.mark.kernel
-def test_shell_shows_the_host_folder_read_only(rich_package: Built, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cols", [80, 140])
+def test_shell_shows_the_host_folder_read_only(rich_package: Built, tmp_path: Path, cols: int) -> None:
     share = tmp_path / "share"
     share.mkdir()
     token = secrets.token_hex(8)
     (share / "hello.txt").write_text(f"hello from the host {token}\n")
     release = rich_package.metadata["kernel_release"]
-    with Pane("test", rich_package.package, "--shell", "--share", share, cols=80, rows=60, cwd=share) as pane:
+    with Pane("test", rich_package.package, "--shell", "--share", share, cols=cols, rows=60, cwd=share) as pane:
         _talk(pane, release, token, share)
         shown = pane.finish(BOOT_S)
     assert shown.code == 0, shown.text
     assert not (share / "new").exists()
     assert any("read-only at /host" in line for line in shown.joined), shown.text
-    assert all(len(line) <= 80 for line in shown.lines)
+    assert all(len(line) <= cols for line in shown.lines)
 
 
 @pytest.mark.kernel
