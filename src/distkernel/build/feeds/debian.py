@@ -5,6 +5,7 @@ into the cache and unpacked there: nothing is installed on this system."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,16 +18,47 @@ from distkernel.core.tools import call, run
 VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]{0,99}$")  # a Debian version
 
 
+APT_LISTS = Path("/var/lib/apt/lists")
+MEMO = "apt-versions.json"
+
+
+def _lists_key() -> str:
+    """What apt's answer depends on: its package lists as `apt-get update` left them."""
+    entries = []
+    for p in sorted(APT_LISTS.glob("*")) if APT_LISTS.is_dir() else ():
+        if p.is_file() and p.name != "lock":
+            st = p.stat()
+            entries.append(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}")
+    return cache.sha256_bytes("\n".join(entries).encode())
+
+
+def versions_of(names: list[str]) -> dict[str, list[str]]:
+    """Every version of each package apt can fetch, newest first (`apt-cache madison`
+    lists them by version, highest first). apt's own binary cache is often switched off
+    (container images), which makes every apt-cache call parse all the lists for
+    seconds: the answer is kept until the lists change."""
+    memo_path = cache.cache_dir("feeds") / MEMO
+    key = _lists_key()
+    try:
+        memo = json.loads(memo_path.read_text())
+        known = memo["versions"] if memo.get("lists") == key else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        known = {}
+    missing = sorted({n for n in names if not isinstance(known.get(n), list)})
+    if missing:
+        done = call(["apt-cache", "madison", *missing], ok=None)
+        found: dict[str, list[str]] = {n: [] for n in missing}
+        for line in done.output.splitlines():
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) >= 3 and parts[0] in found and VERSION_RE.match(parts[1]) and parts[1] not in found[parts[0]]:
+                found[parts[0]].append(parts[1])
+        known = {**known, **found}
+        cache.atomic_write_text(memo_path, json.dumps({"lists": key, "versions": known}))
+    return {n: list(known[n]) for n in names}
+
+
 def versions(name: str) -> list[str]:
-    """Every version of package NAME apt can fetch, newest first (`apt-cache madison`
-    lists them by version, highest first)."""
-    done = call(["apt-cache", "madison", name], ok=None)
-    found: list[str] = []
-    for line in done.output.splitlines():
-        parts = [p.strip() for p in line.split("|")]
-        if len(parts) >= 3 and parts[0] == name and VERSION_RE.match(parts[1]) and parts[1] not in found:
-            found.append(parts[1])
-    return found
+    return versions_of([name])[name]
 
 
 def series_of(name: str) -> str:
