@@ -46,6 +46,7 @@ COMMAND_MODULES = {
     "repo": "repo",
     "fetch": "repo",
     "bump": "bump",
+    "matrix": "matrix",
     "completion": "shell",
     "man": "shell",
 }
