@@ -63,7 +63,7 @@ def _entry(name: str, release: str) -> Entry:
 
 
 def test_prune_keeps_n_per_line_and_never_the_newest_passing() -> None:
-    entries = tuple(_entry("k", r) for r in ("6.1.7", "6.1.10", "6.1.9")) + (_entry("j", "6.1.7"),)
+    entries = (_entry("k", "6.1.7"), _entry("k", "6.1.10"), _entry("k", "6.1.9"), _entry("j", "6.1.7"))
     assert prune_plan(entries, 1, set()) == ["packages/k-6.1.7.tar.zst", "packages/k-6.1.9.tar.zst"]
     # the newest passing package is 6.1.9 (6.1.10 failed its boot test in a later run)
     assert prune_plan(entries, 1, {"packages/k-6.1.9.tar.zst"}) == ["packages/k-6.1.7.tar.zst"]
@@ -92,7 +92,10 @@ def test_matrix_builds_boots_publishes_prunes_and_reports(
     page = Path(doc["html"])
     dom = subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     assert "2 of 2 cells passed" in dom
     assert 'data-cell="qemu-rich-x86_64"' in dom and 'class="cell passed"' in dom
