@@ -16,7 +16,8 @@ from distkernel.build.trust.keys import PACKAGE_KEY, KeySet
 from distkernel.workflows.matrix.publish import prune_plan
 from distkernel.workflows.repo.index import Entry, add_packages, init_repo, read_own_index
 from tests.build.trust.helpers import tiny_package
-from tests.conftest import DEFAULT_RECIPE, RICH_RECIPE, Built, assert_user_facing_error, cli
+from tests.conftest import DEFAULT_RECIPE, RICH_RECIPE, Built, assert_user_facing_error, cli, env_with
+from tests.feedmirror import Mirror, make_key, serving, url_recipe
 
 
 def matrix_file(folder: Path, key: Path, arches: tuple[str, ...] = ("x86_64",), keep: int = 1) -> Path:
@@ -109,3 +110,27 @@ def test_matrix_builds_boots_publishes_prunes_and_reports(
     again = cli("matrix", m, "--json", "--report", tmp_path / "report")
     assert again.code == 0, again.err
     assert [c["ran"] for c in again.json()["cells"]] == [False, False]
+
+
+def test_a_failing_cell_is_reported_with_its_class_and_redone_next_time(tmp_path: Path) -> None:
+    """A cell whose source is refused (its mirror's sha256sums.asc signed by a key outside
+    the recipe's keyring) fails as `input` without building anything; the run exits 1,
+    JUnit counts the failure, and the next plan redoes that cell."""
+    keyring = make_key(tmp_path / "keys" / "home", "signer")
+    mirror = Mirror(tmp_path / "mirror", tmp_path / "keys" / "home")
+    with serving(mirror):
+        sha = mirror.add("6.1.7", tmp_path / "work")
+        make_key(tmp_path / "other" / "home", "intruder")
+        mirror.resign(tmp_path / "other" / "home")
+        recipe = url_recipe(tmp_path / "lts.toml", mirror, "6.1.7", sha, keyring)
+        (tmp_path / "m.toml").write_text(f'[matrix]\nrecipes = ["{recipe}"]\narches = ["x86_64"]\n')
+        env = env_with(DISTKERNEL_CACHE=str(tmp_path / "cache"))
+        run = cli("matrix", tmp_path / "m.toml", "--json", "--report", tmp_path / "report", env=env)
+    assert run.code == 1, run.err
+    assert "1 cell(s) failed" in run.err
+    (cell,) = run.json()["cells"]
+    assert (cell["name"], cell["status"], cell["failure"]) == ("lts-x86_64", "build failed", "input")
+    assert "bad signature" in cell["detail"]
+    assert 'failures="1"' in (tmp_path / "report" / "latest" / "junit.xml").read_text()
+    plan = cli("matrix", tmp_path / "m.toml", "--dry-run", "--json", "--report", tmp_path / "report").json()
+    assert plan["cells"][0]["reason"] == "failed last time (build failed)"
