@@ -54,7 +54,7 @@ def test_bump_moves_several_series_and_commits_each(world: tuple[Mirror, Path, P
         GIT_COMMITTER_NAME="t",
         GIT_COMMITTER_EMAIL="t@t",
     )
-    run = cli("bump", recipes, "--commit", "--json", env=env)
+    run = cli("bump", "recipes", "--commit", "--json", env=env, cwd=recipes.parent)  # a relative folder
     assert run.code == 0, run.err
     doc = json.loads(run.out)
     moved = {Path(b["recipe"]).name: (b["from"], b["to"]) for b in doc["bumped"]}

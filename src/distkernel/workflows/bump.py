@@ -199,6 +199,7 @@ def _commit(top: Path, series: str, items: list[Bumped], paths: list[Path]) -> s
 
 
 def bump(folder: Path, series: tuple[str, ...] = (), commit: bool = False) -> BumpResult:
+    folder = folder.resolve()  # git runs in the repository's top folder: every path given to it is absolute
     top = _git_top(folder) if commit else None
     recipes = [load_recipe(p) for p in find_recipes(folder)]
     feeds = Feeds(
