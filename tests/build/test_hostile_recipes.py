@@ -74,6 +74,8 @@ def string_fields() -> st.SearchStrategy[str]:
             ("kernel", "arch"),
             ("config", "base"),
             ("kernel", "source"),
+            ("kernel", "version"),
+            ("kernel", "feed"),
         ]
     )
     value = st.sampled_from(HOSTILE_TEXT) | st.text(max_size=30)
@@ -143,7 +145,8 @@ def test_generated_hostile_recipes(text: str, recipe_dir: Path) -> None:
         TALLY.add("refused")
     else:
         k = recipe.kernel
-        for value in (k.name, k.localversion, k.variant, k.source, recipe.config.base, *recipe.config.options.values()):
+        values = (k.name, k.localversion, k.variant, k.source, k.version, k.feed, recipe.config.base)
+        for value in (*values, *recipe.config.options.values()):
             assert not CONTROL.search(value), value
         for fragment in (*recipe.config.fragments, *k.patches):
             assert fragment.is_file() and (fragment.is_relative_to(recipe_dir) or fragment == secret.resolve()), (

@@ -21,6 +21,7 @@ from distkernel.core.errors import UserError
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SYMBOL_RE = re.compile(r"^(CONFIG_)?[A-Za-z0-9_]{1,128}$")
 SOURCE_KINDS = ("debian", "tarball", "url", "dir")
+PIN_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]{0,99}$")  # 6.1.192, 6.12.117-1~deb12u1
 LOCALVERSION_RE = re.compile(r"^[A-Za-z0-9._+~-]{1,64}$")  # appended to the kernel release
 # Recipe values reach a .config, command lines and file names: no control character
 # (a newline in localversion would add a line to the .config), and bounded sizes so
@@ -64,6 +65,20 @@ class KernelSpec:
     arch: str = "x86_64"
     localversion: str = ""
     variant: str = ""
+    # A pinned source version (`distkernel bump` moves it): a Debian package version for
+    # debian: sources, the kernel version for url: ones.
+    version: str = ""
+    # url: sources only: the kernel.org-style releases.json `bump` reads, and the OpenPGP
+    # keyring whose keys must have signed the folder's sha256sums.asc and the tarball.
+    feed: str = ""
+    keyring: Path | None = field(default=None, metadata=FILE)
+
+    @property
+    def series(self) -> str:
+        """The series a pinned source follows: 6.12 for linux-source-6.12 or 6.12.117."""
+        if self.source_kind == "debian":
+            return self.source_ref.removeprefix("linux-source-")
+        return ".".join(re.findall(r"\d+", self.version.split("-")[0])[:2])
 
     @property
     def source_kind(self) -> str:
@@ -369,6 +384,7 @@ def _check(reader: _Reader, recipe: Recipe) -> None:
         _check_dir_source(reader, recipe)
     if k.source_kind in ("tarball", "url") and not re.fullmatch(r"[0-9a-f]{64}", k.sha256):
         raise reader.fail("kernel", "sha256", f"a {k.source_kind}: source needs its sha256 (64 hex digits)")
+    _check_pin(reader, k)
     if k.source_kind in ("tarball", "dir"):
         where = resolve_ref(recipe, k.source_ref)
         exists = where.is_file() if k.source_kind == "tarball" else where.is_dir()
@@ -388,6 +404,28 @@ def _check(reader: _Reader, recipe: Recipe) -> None:
         raise reader.fail("build", "jobs", "must be 0 (one per core) or more")
     if (recipe.sign.secureboot_key is None) != (recipe.sign.secureboot_cert is None):
         raise reader.fail("sign", None, "secureboot_key and secureboot_cert go together: set both or neither")
+
+
+def _check_pin(reader: _Reader, k: KernelSpec) -> None:
+    if k.version and not PIN_RE.match(k.version):
+        raise reader.fail(
+            "kernel", "version", f"{_show(k.version, '`')} is not a version (like 6.1.192 or 6.12.117-1~deb12u1)"
+        )
+    if k.version and k.source_kind not in ("debian", "url"):
+        raise reader.fail(
+            "kernel", "version", f"only debian: and url: sources are pinned; remove it for {k.source_kind}:"
+        )
+    if k.source_kind == "debian" and k.sha256 and not re.fullmatch(r"[0-9a-f]{64}", k.sha256):
+        raise reader.fail("kernel", "sha256", "the .deb's sha256 is 64 hex digits")
+    for key in ("feed", "keyring"):
+        if getattr(k, key) and k.source_kind != "url":
+            raise reader.fail("kernel", key, f"only a url: source has a {key}; remove it")
+    if k.feed and not re.match(r"^https?://", k.feed):
+        raise reader.fail(
+            "kernel", "feed", f"{_show(k.feed, '`')} must be an http:// or https:// URL of a releases.json"
+        )
+    if k.feed and not k.version:
+        raise reader.fail("kernel", "feed", "a source that follows a feed pins its version; add kernel.version")
 
 
 def _check_dir_source(reader: _Reader, recipe: Recipe) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from distkernel.build.feeds import debian, kernelorg
 from distkernel.build.recipe import Recipe, resolve_ref
 from distkernel.core import cache
 from distkernel.core.download import deadline_for, download_file
@@ -34,6 +35,9 @@ class SourceTree:
 
 def _debian_tarball(recipe: Recipe) -> Path:
     name = recipe.kernel.source_ref
+    if recipe.kernel.version:  # pinned: that exact version, fetched into the cache
+        where = f"{recipe.line_of('kernel', 'version')}: "
+        return debian.fetch(name, recipe.kernel.version, recipe.kernel.sha256, where)
     for ext in ("tar.xz", "tar.zst", "tar.bz2", "tar.gz"):
         candidate = DEBIAN_SRC / f"{name}.{ext}"
         if candidate.is_file():
@@ -111,9 +115,12 @@ def _find_top(root: Path) -> Path:
 def _download(recipe: Recipe) -> Path:
     want = recipe.kernel.sha256
     target = cache.cache_dir("downloads") / want
-    if target.is_file():
-        return target
     url = recipe.kernel.source_ref
+    keyring = recipe.kernel.keyring
+    if target.is_file():
+        if keyring is not None:  # a download cached by another recipe was not checked against this keyring
+            kernelorg.verify_tarball(url, target, want, keyring, f"{recipe.line_of('kernel', 'keyring')}: ")
+        return target
     tmp = target.with_name(f".{want}.part-{os.getpid()}")
     try:
         got = download_file(
@@ -129,6 +136,8 @@ def _download(recipe: Recipe) -> Path:
                 f"{recipe.line_of('kernel', 'sha256')}: kernel.sha256: {url} has sha256 {got.sha256}, "
                 f"the recipe expects {want}; fix the URL or the hash"
             )
+        if keyring is not None:  # refused unless the feed's keys signed it
+            kernelorg.verify_tarball(url, tmp, got.sha256, keyring, f"{recipe.line_of('kernel', 'keyring')}: ")
         os.replace(tmp, target)
     except OSError as e:
         raise UserError(f"{tmp}: cannot write the download ({e.strerror}); check the cache folder") from None

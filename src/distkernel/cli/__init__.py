@@ -45,6 +45,8 @@ COMMAND_MODULES = {
     "sign": "key",
     "repo": "repo",
     "fetch": "repo",
+    "bump": "bump",
+    "matrix": "matrix",
     "completion": "shell",
     "man": "shell",
 }

@@ -88,9 +88,11 @@ def run(
     env: Mapping[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
     what: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> list[str]:
     """Run a tool, stdout and stderr merged into `log` (appended), and return its
-    output lines. A missing tool or a non-zero exit raises ToolError naming the log."""
+    output lines. A missing tool or a non-zero exit raises ToolError naming the log.
+    PASS_FDS stay open in the tool (a make jobserver's pipe)."""
     argv = [os.fspath(c) for c in cmd]
     if shutil.which(argv[0], path=(env or os.environ).get("PATH")) is None:
         raise missing_tool_error(argv[0])
@@ -108,6 +110,7 @@ def run(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             errors="replace",
+            pass_fds=tuple(pass_fds),
         )
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -100,8 +100,25 @@ class Kbuild:
     ) -> list[str]:
         require_compiler(self.arch)
         self.build_dir.mkdir(parents=True, exist_ok=True)
-        argv = [*self.args(), f"-j{jobs}", *extra, *targets]
-        return run(argv, log=log, env=self.env(), on_line=on_line, what=f"make {' '.join(targets)}")
+        # A caller's jobserver (`distkernel matrix` runs several builds on one pool of
+        # cores) replaces -j: make takes its job slots from the inherited pipe.
+        fds = jobserver_fds(os.environ.get("MAKEFLAGS", ""))
+        argv = [*self.args(), *([] if fds else [f"-j{jobs}"]), *extra, *targets]
+        return run(argv, log=log, env=self.env(), on_line=on_line, what=f"make {' '.join(targets)}", pass_fds=fds)
+
+
+def jobserver_fds(makeflags: str) -> tuple[int, ...]:
+    """The pipe of a jobserver MAKEFLAGS hands down (`--jobserver-auth=R,W`), when open."""
+    m = re.search(r"--jobserver-auth=(\d+),(\d+)", makeflags)
+    if not m:
+        return ()
+    fds = (int(m.group(1)), int(m.group(2)))
+    try:
+        for fd in fds:
+            os.fstat(fd)
+    except OSError:
+        return ()
+    return fds
 
 
 def ccache_usable(wanted: bool) -> bool:

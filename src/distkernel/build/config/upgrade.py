@@ -118,10 +118,16 @@ def _recipe(old: Path, source: str, arch: str) -> Recipe:
     return Recipe(old, "", KernelSpec(name="upgrade", source=source, arch=arch), ConfigSpec(base=f"file:{old}"))
 
 
-def upgrade(old: Path, source: str, arch: str, log_name: str = "upgrade.log") -> Upgrade:
+def upgrade(
+    old: Path, source: str, arch: str, log_name: str = "upgrade.log", kernel: KernelSpec | None = None
+) -> Upgrade:
+    """KERNEL, when given, is the source as a recipe pins it (its version, checksum, keyring)."""
     if not old.is_file():
         raise UserError(f"{old}: no such config file")
-    recipe = _recipe(old.resolve(), source, arch)
+    if kernel is not None:
+        recipe = Recipe(old.resolve(), "", kernel, ConfigSpec(base=f"file:{old.resolve()}"))
+    else:
+        recipe = _recipe(old.resolve(), source, arch)
     progress = current()
     step(progress, "upgrade", "source")
     tree = prepare_source(recipe)

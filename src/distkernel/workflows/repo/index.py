@@ -214,3 +214,16 @@ def add_packages(repo: Path, packages: list[Path], key: Path | None = None) -> I
     new = replace(index, serial=index.serial + 1, entries=tuple(entries[p] for p in sorted(entries)))
     _write(repo, new, key)
     return new
+
+
+def remove_packages(repo: Path, paths: list[str], key: Path | None = None) -> Index:
+    """Publish a new index without the entries at PATHS (serial + 1), then delete their files."""
+    key = _own_key(repo, key)
+    index = read_own_index(repo, key)
+    gone = set(paths)
+    new = replace(index, serial=index.serial + 1, entries=tuple(e for e in index.entries if e.path not in gone))
+    _write(repo, new, key)
+    for path in gone:  # after the index no longer names them
+        if path_problem(path) is None:
+            (repo / path).unlink(missing_ok=True)
+    return new
