@@ -7,6 +7,8 @@ tests/workflows/boottest shows systemd-boot making them)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,52 @@ def test_a_uki_is_counted_and_found_under_any_counter(pkgs: dict[str, Path], tmp
     consistent(root)
     remove_kernel(root, "6.1.0-fake", keep_last=False)
     assert names(root, UKIS) == []
+
+
+GRUBENV = "boot/grub/grubenv"
+GRUB_TRIES = int(layouts_data()["grub"]["tries"])
+
+
+def grub_env(root: Path) -> dict[str, str]:
+    out = subprocess.run(["grub-editenv", root / GRUBENV, "list"], check=True, capture_output=True, text=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+@pytest.mark.skipif(not shutil.which("grub-editenv"), reason="needs grub-editenv (grub-common)")
+def test_grub_boots_a_kernel_on_trial_a_bounded_number_of_times(pkgs: dict[str, Path], tmp_path: Path) -> None:
+    root = make_root(tmp_path / "r")
+    install_package(pkgs["6.1.0-fake"], root, layout="grub", initramfs="none")
+    assert not (root / GRUBENV).exists()  # the only kernel: nothing to fall back to
+    mark_good(root)
+    install_package(pkgs["6.2.0-fake"], root, layout="grub", initramfs="none")
+    assert grub_env(root) == {"distkernel_trial": "6.2.0-fake", "distkernel_tries": str(GRUB_TRIES)}
+    cfg = (root / "boot/grub/grub.cfg").read_text()
+    assert "set default='distkernel-6.1.0-fake'" in cfg and "save_env distkernel_tries" in cfg
+    subprocess.run(["grub-script-check", root / "boot/grub/grub.cfg"], check=True)
+    run = cli("list", "--root", root, "--json")
+    assert {k["release"]: k["boot"] for k in run.json()["kernels"]}["6.2.0-fake"] == (
+        f"on trial: {GRUB_TRIES} tries left, 0 done"
+    )
+    # What GRUB's save_env leaves after the last try: a commit in between keeps the count.
+    subprocess.run(["grub-editenv", root / GRUBENV, "set", "distkernel_tries=0"], check=True)
+    state = consistent(root)
+    assert state.default == "6.1.0-fake"
+    run = cli("list", "--root", root, "--json")
+    assert {k["release"]: k["boot"] for k in run.json()["kernels"]}["6.2.0-fake"] == f"BAD: failed {GRUB_TRIES} tries"
+    # mark-good: the saved default, no counter left.
+    mark_good(root, "6.2.0-fake")
+    assert grub_env(root) == {}
+    assert "save_env" not in (root / "boot/grub/grub.cfg").read_text()
+
+
+@pytest.mark.skipif(not shutil.which("grub-editenv"), reason="needs grub-editenv (grub-common)")
+def test_the_users_grubenv_variables_stay(pkgs: dict[str, Path], tmp_path: Path) -> None:
+    root = make_root(tmp_path / "r")
+    install_package(pkgs["6.1.0-fake"], root, layout="grub", initramfs="none")
+    (root / "boot/grub").mkdir(exist_ok=True)
+    subprocess.run(["grub-editenv", root / GRUBENV, "set", "saved_entry=theirs"], check=True)
+    mark_good(root)
+    install_package(pkgs["6.2.0-fake"], root, layout="grub", initramfs="none")
+    assert grub_env(root)["saved_entry"] == "theirs"
+    mark_good(root)
+    assert grub_env(root) == {"saved_entry": "theirs"}

@@ -16,7 +16,7 @@ from distkernel.target.install import counting
 from distkernel.target.install.changes import check_root, stage_removal, stage_shared
 from distkernel.target.install.layouts import spec
 from distkernel.target.install.layouts.base import bless
-from distkernel.target.install.layouts.grub import has_mkconfig
+from distkernel.target.install.layouts.grub import has_mkconfig, trial_tries
 from distkernel.target.install.plugins import run_hooks, run_hooks_before
 from distkernel.target.install.state import KernelRecord, State, read_state
 from distkernel.target.install.target import Target
@@ -37,7 +37,11 @@ def load_state(root: Path) -> State:
 
 
 def boot_tries(root: Path, k: KernelRecord) -> counting.Tries | None:
-    """The boot counter of K's entry (bls) or UKI as it is on disk now; None: not counted."""
+    """The boot counter of K's entry (bls) or UKI as it is on disk now, or (grub) in
+    GRUB's environment block; None: not counted."""
+    if k.layout == "grub":
+        found = trial_tries(Target.probe(root), k.release)
+        return counting.Tries(*found) if found else None
     rel = k.entry if k.layout == "bls" else k.uki
     return counting.tries(root, rel) if rel else None
 
