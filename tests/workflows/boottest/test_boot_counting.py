@@ -1,12 +1,13 @@
-"""Automatic fallback through systemd-boot's boot counting, booted for real: a root with a
-known-good kernel and a newly installed one that cannot boot (its command line names
-no init and no root disk: it panics, and `panic=1` reboots the machine). OVMF starts
-systemd-boot from the root's ESP, as install left it (entries, counters, loader.conf's
-`default`), on a writable disk; nobody acts. systemd-boot takes one try per boot by
-renaming the new entry, boots it as long as it has tries left, then the known-good
-one, whose test /init prints the run's marker and powers off. The ESP afterwards holds
-the new entry as bad (+0-TRIES), and `distkernel list` over it says so and names the
-known-good kernel as the default."""
+"""Automatic fallback, booted for real: a root with a known-good kernel (the default
+recipe's) and a newly installed one (the same recipe with another localversion) that
+cannot boot: its command line names no init and no root disk, so it panics, and
+`panic=1` reboots the machine. OVMF starts the layout's boot loader from a writable disk
+holding the root's boot files as install left them (entries, counters, loader.conf or
+grub.cfg and grubenv); nobody acts. bls: systemd-boot takes one try per boot by renaming
+the new entry; grub: our grub.cfg counts down in GRUB's environment block. Either boots
+the new kernel while it has tries left, then the known-good one, whose test /init prints
+the run's marker and powers off. `distkernel list` over the boot files as the machine
+left them says the new kernel is bad and names the known-good one as the default."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from distkernel.workflows.boottest.disk import FIRST_LBA, MTOOLS_ENV, SECTOR
 from distkernel.workflows.boottest.installed import prepare_installed
 from distkernel.workflows.boottest.profile import profile
 from distkernel.workflows.boottest.testinit import MARKER, init_script
-from tests.conftest import Built, cli
-from tests.target.install.helpers import make_root, with_release
+from tests.conftest import DEFAULT_RECIPE, Built, cli
+from tests.target.install.helpers import make_root
 
 pytestmark = pytest.mark.kernel
 
@@ -38,30 +39,47 @@ TIMEOUT_S = 900
 KERNEL_START = re.compile(r"Linux version (\S+)")
 
 
+@pytest.fixture(scope="module")
+def trial_package(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The default recipe with localversion -trial: another release of the same kernel
+    (ccache and the package cache make it cheap after the first time)."""
+    out = tmp_path_factory.mktemp("trial-out")
+    run = cli("build", DEFAULT_RECIPE, "--no-strict", "--set", 'CONFIG_LOCALVERSION="-trial"', "--out", out, "--json")
+    assert run.code == 0, run.err
+    doc = run.json()
+    return Built(Path(doc["package"]), doc["metadata"], doc)
+
+
 def mtools(disk: Path, *args: str | Path) -> str:
     image = f"{disk}@@{FIRST_LBA * SECTOR}"
     env = {**os.environ, **MTOOLS_ENV}
     return subprocess.run([args[0], "-i", image, *args[1:]], env=env, check=True, capture_output=True, text=True).stdout
 
 
-def test_a_kernel_that_never_boots_falls_back_to_the_known_good_one(default_package: Built, tmp_path: Path) -> None:
-    tries = int(layouts_data()["bls"]["tries"])
+# Where the layout keeps what the boot loader reads to choose (restored on the test disk
+# after the harness pointed it at the known-good kernel), and how long the test allows.
+CHOOSER = {"bls": ("efi/loader/loader.conf",), "grub": ("boot/grub/grub.cfg",)}
+
+
+@pytest.mark.parametrize("layout", ["bls", "grub"])
+def test_a_kernel_that_never_boots_falls_back_to_the_known_good_one(
+    default_package: Built, trial_package: Built, tmp_path: Path, layout: str
+) -> None:
+    tries = int(layouts_data()[layout]["tries"])
     root = make_root(tmp_path / "root")
     (root / "efi/EFI").mkdir(parents=True)  # the root's ESP
     good = default_package.metadata["kernel_release"]
-    bad = f"{good}-trial"
-    pkg = default_package.package
-    run = cli("install", pkg, "--root", root, "--layout", "bls", "--cmdline", GOOD_CMDLINE)
+    bad = trial_package.metadata["kernel_release"]
+    assert bad != good
+    run = cli("install", default_package.package, "--root", root, "--layout", layout, "--cmdline", GOOD_CMDLINE)
     assert run.code == 0, run.err
     assert cli("mark-good", "--root", root).code == 0
-    trial = with_release(pkg, tmp_path / "trial", bad)
-    run = cli("install", trial, "--root", root, "--layout", "bls", "--cmdline", BAD_CMDLINE)
+    run = cli("install", trial_package.package, "--root", root, "--layout", layout, "--cmdline", BAD_CMDLINE)
     assert run.code == 0, run.err
     state = load_state(root)
     assert state.default == bad
-    assert state.kernels[bad].entry.endswith(f"+{tries}.conf")
 
-    # The ESP as installed; the known-good kernel's initrd also carries the test /init.
+    # The boot files as installed; the known-good kernel's initrd also carries the test /init.
     prof = profile("x86_64")
     assert prof.uefi is not None
     token = secrets.token_hex(8)
@@ -79,9 +97,9 @@ def test_a_kernel_that_never_boots_falls_back_to_the_known_good_one(default_pack
     )
     disk = ready.disk
     assert disk is not None
-    # The harness points loader.conf at the kernel it tests: put install's back.
-    mtools(disk, "mcopy", "-o", root / "efi/loader/loader.conf", "::/loader/loader.conf")
-    assert "default" in mtools(disk, "mtype", "::/loader/loader.conf")
+    esp = "efi" if layout == "bls" else ""  # grub: the root's /boot is copied as the ESP's boot/
+    for rel in CHOOSER[layout]:
+        mtools(disk, "mcopy", "-o", root / rel, "::/" + os.path.relpath(rel, esp or "."))
 
     vars_copy = work / "vars.fd"
     shutil.copyfile(prof.uefi.vars, vars_copy)
@@ -97,28 +115,28 @@ def test_a_kernel_that_never_boots_falls_back_to_the_known_good_one(default_pack
     seconds = time.monotonic() - start
     text = console.read_text(errors="replace")
 
-    # Every boot of the trial kernel panicked; then the known-good one reached the marker.
+    # Every boot of the new kernel panicked; then the known-good one reached the marker.
     booted = KERNEL_START.findall(text)
     panics = text.count("Kernel panic - not syncing")
-    marker = next((line for line in text.splitlines() if line.startswith(f"{MARKER} {token}")), None)
-    print(f"{len(booted)} kernel starts, {panics} panics, marker after {seconds:.0f} s")
-    assert marker is not None, text[-3000:]
-    assert panics == tries, text[-3000:]
-    assert len(booted) == tries + 1
-    # systemd-boot left the trial entry bad on the ESP; the known-good one untouched.
-    entries = mtools(disk, "mdir", "-b", "::/loader/entries")
-    names = sorted(os.path.basename(n) for n in entries.split())
-    token_id = os.path.basename(state.kernels[good].entry).removesuffix(f"-{good}.conf")
-    assert names == sorted([f"{token_id}-{good}.conf", f"{token_id}-{bad}+0-{tries}.conf"])
+    marker = any(line.startswith(f"{MARKER} {token}") for line in text.splitlines())
+    print(f"{layout}: kernels started {booted}, {panics} panics, marker {marker}, {seconds:.0f} s")
+    assert marker, text[-3000:]
+    assert booted == [bad] * tries + [good], text[-3000:]
+    assert panics == tries
 
-    # The root's ESP as the machine left it: distkernel sees what happened.
-    entry = root / state.kernels[bad].entry
-    entry.rename(entry.with_name(f"{token_id}-{bad}+0-{tries}.conf"))
+    # The boot files as the machine left them, back in the root: distkernel sees what happened.
+    if layout == "bls":
+        entries = mtools(disk, "mdir", "-b", "::/loader/entries")
+        names = sorted(os.path.basename(n) for n in entries.split())
+        stem = os.path.basename(state.kernels[good].entry).removesuffix(f"{good}.conf")
+        assert names == sorted([f"{stem}{good}.conf", f"{stem}{bad}+0-{tries}.conf"])
+        (root / state.kernels[bad].entry).rename(root / f"efi/loader/entries/{stem}{bad}+0-{tries}.conf")
+    else:
+        mtools(disk, "mcopy", "-o", "::/boot/grub/grubenv", root / "boot/grub/grubenv")
     after = load_state(root)
     assert after.default == good
     run = cli("list", "--root", root, "--json")
     assert run.code == 0, run.err
-    boot = {k["release"]: k["boot"] for k in run.json()["kernels"]}
-    assert boot == {good: "", bad: f"BAD: failed {tries} tries"}
+    assert {k["release"]: k["boot"] for k in run.json()["kernels"]} == {good: "", bad: f"BAD: failed {tries} tries"}
     assert run.json()["default"] == good
     assert cli("recover", "--root", root).code == 0
