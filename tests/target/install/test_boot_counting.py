@@ -101,6 +101,9 @@ def test_an_entry_blessed_by_systemd_bless_boot_is_known_good_and_removable(
     state = consistent(root)
     assert state.kernels["6.2.0-fake"].known_good
     assert not state.kernels["6.1.0-fake"].known_good
+    install_package(pkgs["6.2.0-fake"], root, layout="bls", initramfs="none")  # a reinstall: on trial again
+    assert names(root) == [f"{TOKEN}-6.1.0-fake+{TRIES}.conf", f"{TOKEN}-6.2.0-fake+{TRIES}.conf"]
+    consistent(root)
     remove_kernel(root, "6.2.0-fake")
     assert names(root) == [f"{TOKEN}-6.1.0-fake+{TRIES}.conf"]
     consistent(root)
