@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +49,31 @@ def trial_package(tmp_path_factory: pytest.TempPathFactory) -> Built:
     assert run.code == 0, run.err
     doc = run.json()
     return Built(Path(doc["package"]), doc["metadata"], doc)
+
+
+MILESTONE = re.compile(r"Linux version \S+|Kernel panic - not syncing|" + re.escape(MARKER))
+
+
+def run_console(argv: list[str], console: Path) -> tuple[str, list[tuple[float, str]]]:
+    """Run qemu to its end; the console's text and when each milestone line arrived."""
+    start = time.monotonic()
+    milestones: list[tuple[float, str]] = []
+    with open(console, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        deadline = threading.Timer(TIMEOUT_S, proc.kill)  # a silent hang ends too
+        deadline.start()
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                found = MILESTONE.search(line.decode(errors="replace"))
+                if found:
+                    milestones.append((time.monotonic() - start, found.group()))
+        finally:
+            deadline.cancel()
+            proc.kill()
+            proc.wait()
+    return console.read_text(errors="replace"), milestones
 
 
 def mtools(disk: Path, *args: str | Path) -> str:
@@ -109,17 +135,13 @@ def test_a_kernel_that_never_boots_falls_back_to_the_known_good_one(
     machine = [a for a in prof.args if a != "-no-reboot"]
     argv = [prof.binary, "-accel", "tcg", *machine, "-serial", "stdio", *firmware]
     console = tmp_path / "console.log"
-    start = time.monotonic()
-    with open(console, "wb") as log:
-        subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=TIMEOUT_S)
-    seconds = time.monotonic() - start
-    text = console.read_text(errors="replace")
+    text, milestones = run_console(argv, console)
 
     # Every boot of the new kernel panicked; then the known-good one reached the marker.
     booted = KERNEL_START.findall(text)
     panics = text.count("Kernel panic - not syncing")
     marker = any(line.startswith(f"{MARKER} {token}") for line in text.splitlines())
-    print(f"{layout}: kernels started {booted}, {panics} panics, marker {marker}, {seconds:.0f} s")
+    print(f"\n{layout}: " + "; ".join(f"{t:.0f} s {what}" for t, what in milestones))
     assert marker, text[-3000:]
     assert booted == [bad] * tries + [good], text[-3000:]
     assert panics == tries
