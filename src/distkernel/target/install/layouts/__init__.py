@@ -63,8 +63,11 @@ def refuse_foreign_files(target: Target, layout: str, release: str, state: State
     owned = owned_paths(state)
     for k in state.kernels.values():  # a boot entry the boot loader renamed is still ours
         owned.update((now, f) for f in k.files if not f.link and (now := counting.find(target.root, f.path)))
-    for rel in get(layout).writes(target, release):
-        refuse_foreign(target.root, target.root / rel, rel, owned)
+    for written in get(layout).writes(target, release):
+        # A counted entry also takes its plain name at its first good boot: a foreign entry
+        # for the release under that name would be a second menu entry, then be replaced.
+        for rel in dict.fromkeys((written, counting.plain(written))):
+            refuse_foreign(target.root, target.root / rel, rel, owned)
 
 
 def shared_files(target: Target, state: State) -> dict[str, Shared]:

@@ -60,11 +60,8 @@ MARK = "# distkernel: the next line names the default kernel"
 
 
 def writes(target: Target, release: str) -> list[str]:
-    """The entry under its counted name and under the name a good boot gives it: a foreign
-    entry for the release under either would make a second menu entry."""
     s = spec("bls")
-    entry = target.fmt(s["entry"], release)
-    return [*(target.fmt(s[k], release) for k in ("image", "initrd")), counted_path(entry, s), entry]
+    return [*(target.fmt(s[k], release) for k in ("image", "initrd")), counted_path(target.fmt(s["entry"], release), s)]
 
 
 def loader_conf(path: str, current: str, default_id: str | None) -> bytes:

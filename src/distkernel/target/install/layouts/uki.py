@@ -83,9 +83,7 @@ def signed_uki(target: Target, files: KernelFiles, work: Path) -> tuple[Path, st
 
 
 def writes(target: Target, release: str) -> list[str]:
-    """As bls's: the counted name and the one a good boot gives it."""
-    image = target.fmt(spec("uki")["image"], release)
-    return [counted_path(image, spec("uki")), image]
+    return [counted_path(target.fmt(spec("uki")["image"], release), spec("uki"))]
 
 
 def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
