@@ -3,10 +3,10 @@ recipe's) and a newly installed one (the same recipe with another localversion) 
 cannot boot: its command line names no init and no root disk, so it panics, and
 `panic=1` reboots the machine. OVMF starts the layout's boot loader from a writable disk
 holding the root's boot files as install left them (entries, counters, loader.conf or
-grub.cfg and grubenv); nobody acts. bls: systemd-boot takes one try per boot by renaming
-the new entry; grub: our grub.cfg counts down in GRUB's environment block. Either boots
-the new kernel while it has tries left, then the known-good one, whose test /init prints
-the run's marker and powers off. `distkernel list` over the boot files as the machine
+grub.cfg and grubenv); nobody acts. bls and uki: systemd-boot takes one try per boot by
+renaming the new entry or UKI; grub: our grub.cfg counts down in GRUB's environment
+block. Either boots the new kernel while it has tries left, then the known-good one,
+whose test /init prints the run's marker and powers off. `distkernel list` over the boot files as the machine
 left them says the new kernel is bad and names the known-good one as the default."""
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ def mtools(disk: Path, *args: str | Path) -> str:
 
 # Where the layout keeps what the boot loader reads to choose (restored on the test disk
 # after the harness pointed it at the known-good kernel), and how long the test allows.
-CHOOSER = {"bls": ("efi/loader/loader.conf",), "grub": ("boot/grub/grub.cfg",)}
+CHOOSER = {"bls": "efi/loader/loader.conf", "uki": "efi/loader/loader.conf", "grub": "boot/grub/grub.cfg"}
 
 
-@pytest.mark.parametrize("layout", ["bls", "grub"])
+@pytest.mark.parametrize("layout", ["bls", "uki", "grub"])
 def test_a_kernel_that_never_boots_falls_back_to_the_known_good_one(
     default_package: Built, trial_package: Built, tmp_path: Path, layout: str
 ) -> None:
@@ -123,9 +123,8 @@ def test_a_kernel_that_never_boots_falls_back_to_the_known_good_one(
     )
     disk = ready.disk
     assert disk is not None
-    esp = "efi" if layout == "bls" else ""  # grub: the root's /boot is copied as the ESP's boot/
-    for rel in CHOOSER[layout]:
-        mtools(disk, "mcopy", "-o", root / rel, "::/" + os.path.relpath(rel, esp or "."))
+    esp = "." if layout == "grub" else "efi"  # grub: the root's /boot is copied as the ESP's boot/
+    mtools(disk, "mcopy", "-o", root / CHOOSER[layout], "::/" + os.path.relpath(CHOOSER[layout], esp))
 
     vars_copy = work / "vars.fd"
     shutil.copyfile(prof.uefi.vars, vars_copy)
@@ -147,12 +146,14 @@ def test_a_kernel_that_never_boots_falls_back_to_the_known_good_one(
     assert panics == tries
 
     # The boot files as the machine left them, back in the root: distkernel sees what happened.
-    if layout == "bls":
-        entries = mtools(disk, "mdir", "-b", "::/loader/entries")
-        names = sorted(os.path.basename(n) for n in entries.split())
-        stem = os.path.basename(state.kernels[good].entry).removesuffix(f"{good}.conf")
-        assert names == sorted([f"{stem}{good}.conf", f"{stem}{bad}+0-{tries}.conf"])
-        (root / state.kernels[bad].entry).rename(root / f"efi/loader/entries/{stem}{bad}+0-{tries}.conf")
+    if layout != "grub":  # the entry (bls) or UKI that carries the counter
+        counted = Path(state.kernels[bad].entry if layout == "bls" else state.kernels[bad].uki)
+        folder = os.path.relpath(counted.parent, esp)
+        names = sorted(os.path.basename(n) for n in mtools(disk, "mdir", "-b", f"::/{folder}").split())
+        plain, ext = os.path.splitext(os.path.basename(state.kernels[good].entry or state.kernels[good].uki))
+        stem = plain.removesuffix(good)
+        assert names == sorted([f"{stem}{good}{ext}", f"{stem}{bad}+0-{tries}{ext}"])
+        (root / counted).rename(root / counted.parent / f"{stem}{bad}+0-{tries}{ext}")
     else:
         mtools(disk, "mcopy", "-o", "::/boot/grub/grubenv", root / "boot/grub/grubenv")
     after = load_state(root)
