@@ -111,7 +111,7 @@ def test_remove_dry_run_and_the_default_moves_on(tmp_path: Path) -> None:
         (tmp_path / rel).mkdir()
         assert cli("install", fake_package(tmp_path / rel, rel), "--root", root, "--layout", "bls").code == 0
     loader = next(root.rglob("loader.conf"))
-    assert "default 0123456789abcdef0123456789abcdef-6.1.0-b.conf" in loader.read_text()
+    assert "default 0123456789abcdef0123456789abcdef-*" in loader.read_text()  # 6.1.0-b on trial
     before = tree(root)
     plan = cli("remove", "6.1.0-b", "--root", root, "--dry-run", "--json").json()
     assert tree(root) == before
@@ -119,7 +119,7 @@ def test_remove_dry_run_and_the_default_moves_on(tmp_path: Path) -> None:
     run = cli("remove", "6.1.0-b", "--root", root, "--json")
     assert run.code == 0 and run.json()["default"] == "6.1.0-a"
     assert all(not (root / p).exists() for p in plan["remove"])
-    assert loader.read_text().splitlines()[-1] == "default 0123456789abcdef0123456789abcdef-6.1.0-a.conf"
+    assert loader.read_text().splitlines()[-1] == "default 0123456789abcdef0123456789abcdef-*"  # 6.1.0-a on trial
     before = tree(root)
     last = cli("remove", "6.1.0-a", "--root", root)
     assert_user_facing_error(last, 2, "6.1.0-a is the last kernel distkernel installed there", "pass --force")

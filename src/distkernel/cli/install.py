@@ -126,19 +126,27 @@ def _module_outcome(ok: bool, status: str, reason: str) -> str:
     return f"{status}: {reason}" if status in ("excluded", "skipped") else status or "ok"
 
 
-def _state_json(state: State) -> dict[str, Any]:
+def _state_json(state: State, boot: dict[str, str]) -> dict[str, Any]:
     return {
         "default": state.default,
         "kernels": [
-            {**k.to_json(), "default": k.release == state.default, "uki_signed": bool(k.uki_signer) if k.uki else None}
+            {
+                **k.to_json(),
+                "default": k.release == state.default,
+                "uki_signed": bool(k.uki_signer) if k.uki else None,
+                "boot": boot.get(k.release, ""),
+            }
             for k in state.ordered()
         ],
     }
 
 
-def _show_state(state: State, as_json: bool) -> None:
+def _show_state(state: State, as_json: bool, root: Path | None = None) -> None:
+    from distkernel.target.install.manage import boot_status
+
+    boot = {k.release: boot_status(root, k) for k in state.kernels.values()} if root else {}
     if as_json:
-        render.emit_json(_state_json(state))
+        render.emit_json(_state_json(state, boot))
         return
     if not state.kernels:
         render.out.print("no kernels installed by distkernel here", markup=False)
@@ -152,13 +160,16 @@ def _show_state(state: State, as_json: bool) -> None:
                 k.layout,
                 "yes" if k.release == state.default else "",
                 "yes" if k.known_good else "",
+                boot.get(k.release, ""),
                 k.initramfs,
                 ("FAILED: " + ", ".join(failed)) if failed else "ok",
                 _secure_boot(bool(k.uki), k.uki_signer),
                 k.package,
             )
         )
-    columns = ("kernel", "layout", "default", "known-good", "initramfs", "ext. modules", "secure boot", "package")
+    columns: tuple[str, ...] = ("kernel", "layout", "default", "known-good", "boot", "initramfs", "ext. modules")
+    columns += ("secure boot",)
+    columns += ("package",)
     render.table(None, columns, rows)
     if not any(k.release == state.default for k in state.kernels.values()):
         render.out.print("no default kernel: none of these is bootable", markup=False)
@@ -171,7 +182,7 @@ def list_(root: Path, as_json: bool) -> None:
     """The kernels distkernel installed in a root."""
     from distkernel.target.install import load_state
 
-    _show_state(load_state(root), as_json)
+    _show_state(load_state(root), as_json, Path(root).resolve())
 
 
 @click.command()
@@ -211,7 +222,7 @@ def mark_good_(release: str | None, root: Path, as_json: bool) -> None:
     """Mark a kernel known-good (default: the running one on /, else the default)."""
     from distkernel.target.install import mark_good
 
-    _show_state(mark_good(root, release), as_json)
+    _show_state(mark_good(root, release), as_json, Path(root).resolve())
 
 
 @click.command("recover")

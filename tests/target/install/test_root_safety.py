@@ -298,7 +298,7 @@ def test_a_default_line_in_loader_conf_that_is_not_ours_is_kept(pkg: Path, tmp_p
     assert conf.read_text() == "timeout 3\ndefault @saved\n"
     conf.write_text("timeout 3\n")  # the fix the error names
     install_package(pkg, root, layout="bls", initramfs="none")
-    assert conf.read_text().splitlines()[0] == "timeout 3" and f"default {Target.probe(root).token}-{GOOD}.conf" in (
+    assert conf.read_text().splitlines()[0] == "timeout 3" and f"default {Target.probe(root).token}-*" in (
         conf.read_text()
     )
     remove_kernel(root, GOOD)  # our line goes with the last kernel; the user's stay

@@ -12,9 +12,11 @@ from distkernel.core import paths
 from distkernel.core.errors import UserError
 from distkernel.core.paths import STATE_DIR, under_root
 from distkernel.core.tools import run
+from distkernel.target.install import counting
 from distkernel.target.install.changes import check_root, stage_removal, stage_shared
 from distkernel.target.install.layouts import spec
-from distkernel.target.install.layouts.grub import has_mkconfig
+from distkernel.target.install.layouts.base import bless
+from distkernel.target.install.layouts.grub import has_mkconfig, trial_tries
 from distkernel.target.install.plugins import run_hooks, run_hooks_before
 from distkernel.target.install.state import KernelRecord, State, read_state
 from distkernel.target.install.target import Target
@@ -24,13 +26,66 @@ GRUB_LOG = paths.GRUB_LOG
 
 
 def load_state(root: Path) -> State:
-    """The kernels distkernel installed in ROOT (an interrupted transaction is settled first)."""
+    """The kernels distkernel installed in ROOT (an interrupted transaction is settled
+    first), as the boot loader left their entries (see `observed`)."""
     root = Path(root).resolve()
     if not (root / STATE_DIR).is_dir():
         return State()
     with root_lock(root):
         recover_journal(root)
-        return read_state(root)
+        return observed(root, read_state(root))
+
+
+def boot_tries(root: Path, k: KernelRecord) -> counting.Tries | None:
+    """The boot counter of K's entry (bls) or UKI as it is on disk now, or (grub) in
+    GRUB's environment block; None: not counted."""
+    if k.layout == "grub":
+        found = trial_tries(Target.probe(root), k.release)
+        return counting.Tries(*found) if found else None
+    rel = k.entry if k.layout == "bls" else k.uki
+    return counting.tries(root, rel) if rel else None
+
+
+def boot_status(root: Path, k: KernelRecord) -> str:
+    """What `list` says of K's boot counter: "" (none), on trial, or bad."""
+    tries = boot_tries(root, k)
+    if tries is None:
+        return ""
+    if tries.bad:
+        return f"BAD: failed {tries.done} tries"
+    return f"on trial: {tries.left} tries left, {tries.done} done"
+
+
+def observed(root: Path, state: State) -> State:
+    """STATE as the boot loader and systemd-bless-boot left it: each record names its
+    files as they are called now; an entry renamed without a counter (blessed) is
+    known-good; a default whose entry has no tries left (bad) gives way to the newest
+    kernel whose entry is not bad, a known-good one first: the one the boot loader boots."""
+    kernels = {}
+    for r, k in state.kernels.items():
+        found = {f.path: counting.find(root, f.path) for f in k.files if not f.link}
+        moved = {path: now for path, now in found.items() if now is not None and now != path}
+        if moved:
+            files = tuple(dataclasses.replace(f, path=moved.get(f.path, f.path)) for f in k.files)
+            k = dataclasses.replace(
+                k, files=files, **{n: moved.get(getattr(k, n), getattr(k, n)) for n in ("image", "entry", "uki")}
+            )
+            plain_now = all(counting.split(os.path.basename(p))[1] is None for p in moved.values())
+            if plain_now:
+                k = dataclasses.replace(k, known_good=True)
+        kernels[r] = k
+    new = dataclasses.replace(state, kernels=kernels)
+    current = kernels.get(state.default or "")
+    if current is None or not _bad(root, current):
+        return new
+    usable = [k for k in new.ordered() if k.bootable and not _bad(root, k)]
+    chosen = next((k for k in usable if k.known_good), usable[0] if usable else None)
+    return dataclasses.replace(new, default=chosen.release if chosen else state.default)
+
+
+def _bad(root: Path, k: KernelRecord) -> bool:
+    tries = boot_tries(root, k)
+    return tries is not None and tries.bad
 
 
 def recover(root: Path) -> tuple[str | None, list[str]]:
@@ -96,7 +151,7 @@ def remove_kernel(root: Path, release: str, keep_last: bool = False) -> State:
     with root_lock(root):
         checkpoint("locked")
         recover_journal(root)
-        old = read_state(root)
+        old = observed(root, read_state(root))
         k, new = _removal(target, old, release, keep_last)
         return _commit_change(target, f"remove {release}", old, new, [k])
 
@@ -107,7 +162,7 @@ def rollback(root: Path) -> State:
     target = Target.probe(root)
     with root_lock(root):
         recover_journal(root)
-        old = read_state(root)
+        old = observed(root, read_state(root))
         current = old.kernels.get(old.default or "")
         previous = _newest_bootable(old, before=current.seq if current else None)
         if current is None or previous is None:
@@ -121,15 +176,19 @@ def mark_good(root: Path, release: str | None = None) -> State:
     target = Target.probe(root)
     with root_lock(root):
         recover_journal(root)
-        old = read_state(root)
+        old = observed(root, read_state(root))
         if release is None:
             running = os.uname().release
             release = running if target.is_host and running in old.kernels else old.default
         k = old.kernels.get(release or "")
         if k is None:
             raise UserError(f"{root}: no kernel {release or '(no default)'} installed by distkernel to mark good")
-        kernels = {**old.kernels, k.release: dataclasses.replace(k, known_good=True)}
-        return _commit_change(target, f"mark-good {k.release}", old, dataclasses.replace(old, kernels=kernels))
+        with transaction(target.root, f"mark-good {k.release}") as tx:
+            good = dataclasses.replace(bless(tx, k), known_good=True)
+            new = stage_shared(tx, target, old, dataclasses.replace(old, kernels={**old.kernels, k.release: good}))
+            tx.commit(new)
+        run_after_commit(target, new, added=[], removed=[])
+        return new
 
 
 def run_after_commit(

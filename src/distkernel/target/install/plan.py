@@ -13,6 +13,7 @@ from distkernel.build.package.reader import read_metadata
 from distkernel.target.initramfs import default_backend
 from distkernel.target.install import layouts
 from distkernel.target.install.layouts import spec
+from distkernel.target.install.layouts.base import counted_path
 from distkernel.target.install.retention import to_prune
 from distkernel.target.install.state import KernelRecord, State
 from distkernel.target.install.target import Target
@@ -41,7 +42,7 @@ def _layout_files(target: Target, layout: str, release: str, initramfs: str) -> 
     table = spec(layout)
     base = spec(table["base"]) if "base" in table else {}
     own = [
-        target.fmt(t[key], release)
+        counted_path(target.fmt(t[key], release), t) if key == t.get("counted") else target.fmt(t[key], release)
         for t in (base, table)
         for key in KERNEL_FILES
         if key in t and "{release}" in t[key] and not (key == "initrd" and initramfs == "none")

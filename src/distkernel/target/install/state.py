@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from distkernel.core.cache import sha256_file
 from distkernel.core.errors import UserError
 from distkernel.core.paths import STATE, plain_name
+from distkernel.target.install.counting import find
 
 if TYPE_CHECKING:
     from distkernel.target.extmod.builder import ModuleOutcome
@@ -29,8 +30,9 @@ class PlacedFile:
 
 
 def on_disk(root: Path, f: PlacedFile) -> bool:
-    """Is F still what distkernel placed (same link target, or same content)?"""
-    p = root / f.path
+    """Is F still what distkernel placed (same link target, or same content)? A boot
+    entry the boot loader or systemd-bless-boot renamed (its counter) still is."""
+    p = root / (f.path if f.link else find(root, f.path) or f.path)
     with contextlib.suppress(OSError):
         if f.link:
             return os.readlink(p) == f.link

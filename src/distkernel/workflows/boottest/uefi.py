@@ -24,6 +24,7 @@ GRUB_MODULES = (
     "echo",
     "test",
     "halt",
+    "loadenv",  # grub.cfg's boot counting: load_env, save_env
 )
 # Which boot loader reads each layout under UEFI.
 LOADERS = {"bls": "systemd-boot", "uki": "systemd-boot", "grub": "GRUB"}

@@ -9,6 +9,7 @@ import importlib
 import pkgutil
 
 from distkernel.core.errors import UserError
+from distkernel.target.install import counting
 from distkernel.target.install.layouts.base import KernelFiles, Layout, Placement, Shared, spec
 from distkernel.target.install.state import State
 from distkernel.target.install.target import Target, layouts_data
@@ -60,8 +61,13 @@ def refuse_foreign_files(target: Target, layout: str, release: str, state: State
     """Before anything is written: every file LAYOUT would create or replace for RELEASE
     is absent or distkernel's own (the transaction checks each write again)."""
     owned = owned_paths(state)
-    for rel in get(layout).writes(target, release):
-        refuse_foreign(target.root, target.root / rel, rel, owned)
+    for k in state.kernels.values():  # a boot entry the boot loader renamed is still ours
+        owned.update((now, f) for f in k.files if not f.link and (now := counting.find(target.root, f.path)))
+    for written in get(layout).writes(target, release):
+        # A counted entry also takes its plain name at its first good boot: a foreign entry
+        # for the release under that name would be a second menu entry, then be replaced.
+        for rel in dict.fromkeys((written, counting.plain(written))):
+            refuse_foreign(target.root, target.root / rel, rel, owned)
 
 
 def shared_files(target: Target, state: State) -> dict[str, Shared]:

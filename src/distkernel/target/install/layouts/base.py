@@ -5,6 +5,7 @@ Layout modules import this module, never the package, so the package can import 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Collection, Iterable
@@ -14,6 +15,7 @@ from typing import Any
 
 from distkernel.core.cache import CHUNK, sha256_bytes
 from distkernel.core.paths import one_line
+from distkernel.target.install import counting
 from distkernel.target.install.state import KernelRecord, PlacedFile, State, on_disk
 from distkernel.target.install.target import Target, layouts_data
 from distkernel.target.install.transaction import Transaction
@@ -107,15 +109,42 @@ def group_default(state: State, layouts: tuple[str, ...]) -> tuple[KernelRecord 
     return default, previous
 
 
+def counted_path(rel: str, s: dict[str, Any]) -> str:
+    """REL with the layout's boot counter (its `tries`; 0: none) in its file name."""
+    return os.path.join(os.path.dirname(rel), counting.counted(os.path.basename(rel), int(s.get("tries", 0))))
+
+
 def remove_files(tx: Transaction, record: KernelRecord, keep: Collection[str] = ()) -> None:
     """Delete a kernel's files and folders, except the paths in KEEP (a reinstall's). A
-    file that no longer holds what was placed there is someone else's now: it stays."""
+    file that no longer holds what was placed there is someone else's now: it stays. A
+    boot entry is deleted under the name its counter has now."""
     for f in record.files:
-        if f.path not in keep and on_disk(tx.root, f):
-            tx.delete(f.path)
+        now = f.path if f.link else counting.find(tx.root, f.path) or f.path
+        if now not in keep and on_disk(tx.root, f):
+            tx.delete(now)
     for d in record.dirs:
         if d not in keep:
             tx.delete(d)
+
+
+def bless(tx: Transaction, record: KernelRecord) -> KernelRecord:
+    """Stage the renaming of RECORD's boot-counted files to their names without a counter
+    (what systemd-bless-boot does after a good boot); the record with the new names."""
+    renamed: dict[str, str] = {}
+    files = []
+    for f in record.files:
+        now = None if f.link else counting.find(tx.root, f.path)
+        if now is None or counting.plain(now) == now or not on_disk(tx.root, f):
+            files.append(dataclasses.replace(f, path=now or f.path))
+            continue
+        plain = counting.plain(now)
+        placement = Placement()
+        stage_file(tx, tx.root / now, plain, placement)
+        tx.delete(now)
+        files.append(placement.files[0])
+        renamed[f.path] = plain
+    fields = {k: renamed.get(getattr(record, k), getattr(record, k)) for k in ("image", "entry", "uki")}
+    return dataclasses.replace(record, files=tuple(files), **fields)
 
 
 def no_shared(target: Target, state: State) -> dict[str, Shared]:

@@ -1,25 +1,28 @@
 """bls: Boot Loader Specification Type #1: TOKEN/RELEASE/{linux,initrd} and
-loader/entries/TOKEN-RELEASE.conf on the ESP (or /boot), paths relative to that
-partition; loader.conf's `default` names the default entry (bls and uki)."""
+loader/entries/TOKEN-RELEASE+TRIES.conf on the ESP (or /boot), paths relative to that
+partition: a new entry is boot-counted (counting.py) until a good boot renames it to
+TOKEN-RELEASE.conf; loader.conf's `default` selects the default entry (bls and uki)."""
 
 from __future__ import annotations
 
 import os
 
 from distkernel.core.errors import UserError
+from distkernel.target.install import counting
 from distkernel.target.install.layouts.base import (
     KernelFiles,
     Layout,
     Placement,
     Shared,
     boot_text,
+    counted_path,
     group_default,
     on_partition,
     spec,
     stage_bytes,
     stage_file,
 )
-from distkernel.target.install.state import State
+from distkernel.target.install.state import KernelRecord, State
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import Transaction
 
@@ -46,7 +49,7 @@ def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
     if files.initrd is not None:
         p.initrd = target.fmt(s["initrd"], files.release)
         stage_file(tx, files.initrd, p.initrd, p)
-    p.entry = target.fmt(s["entry"], files.release)
+    p.entry = counted_path(target.fmt(s["entry"], files.release), s)
     p.files.append(stage_bytes(tx, entry_text(target, files, p.image, p.initrd, p.entry), p.entry))
     return p
 
@@ -57,7 +60,8 @@ MARK = "# distkernel: the next line names the default kernel"
 
 
 def writes(target: Target, release: str) -> list[str]:
-    return [target.fmt(spec("bls")[k], release) for k in ("image", "initrd", "entry")]
+    s = spec("bls")
+    return [*(target.fmt(s[k], release) for k in ("image", "initrd")), counted_path(target.fmt(s["entry"], release), s)]
 
 
 def loader_conf(path: str, current: str, default_id: str | None) -> bytes:
@@ -93,9 +97,28 @@ def shared(target: Target, state: State) -> dict[str, Shared]:
             current = ""
         if default is None and MARK not in current.splitlines():
             continue  # no line of ours to take out
-        ident = os.path.basename(default.entry or default.uki) if default else None
+        ident = default_pattern(target, state, default) if default else None
         out[path] = Shared(data=loader_conf(path, current, ident), owned=False)
     return out
+
+
+def default_pattern(target: Target, state: State, default: KernelRecord) -> str:
+    """loader.conf's `default` for DEFAULT. systemd-boot matches it, a glob, against entry
+    file names with their counters, in its menu order, first match wins; that order puts
+    entries with no tries left last, then the newest version first. So a default still
+    on trial (its recorded name has a counter: the record follows the file, see
+    manage.observed) selects every entry of the token (TOKEN-*): it boots while it has tries left,
+    then the newest entry that is not bad, the known-good one before it. Otherwise, or
+    when an entry of ours with a newer version would come first, the glob names only this
+    entry, in any counter state (a trial of an older release then has no fallback)."""
+    plain, tries = counting.split(os.path.basename(default.entry or default.uki))
+    stem, _ = os.path.splitext(plain)
+    if tries is not None:
+        mine = [k for k in state.kernels.values() if k.layout in ("bls", "uki") and k.bootable and k is not default]
+        newest = all(counting.version_key(default.release) > counting.version_key(k.release) for k in mine)
+        if newest:
+            return stem.removesuffix(default.release) + "*"
+    return stem + "[+.]*"
 
 
 LAYOUT = Layout("bls", place, writes, shared)

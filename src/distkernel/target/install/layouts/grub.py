@@ -1,5 +1,7 @@
 """grub: plain's files plus a grub.cfg for the kernels distkernel manages, default first
-(when the root has grub-mkconfig, install runs it after the commit instead)."""
+(when the root has grub-mkconfig, install runs it after the commit instead). A default
+that is not known-good is on trial: grub.cfg boots it while GRUB's environment block
+counts tries down, then the newest known-good kernel (see `trial_lines`)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,78 @@ HEADER = (
     "# remove and rollback. Do not edit: use /etc/kernel/cmdline and `distkernel rollback`.",
     "set default=0",
 )
+ENV_HEADER = b"# GRUB Environment Block\n"
+ENV_SIZE = 1024  # GRUB rewrites the block in place: exactly this size, padded with '#'
+
+
+def trial(state: State) -> tuple[KernelRecord, KernelRecord] | None:
+    """(the default on trial, the known-good kernel GRUB falls back to), or None."""
+    if int(spec("grub").get("tries", 0)) <= 0:
+        return None
+    default, _ = group_default(state, ("grub",))
+    if default is None or default.known_good:
+        return None
+    good = next((k for k in state.ordered() if k.layout == "grub" and k.bootable and k.known_good), None)
+    return (default, good) if good is not None and good is not default else None
+
+
+def _id(k: KernelRecord) -> str:
+    return _quote("distkernel-" + k.release)
+
+
+def trial_lines(on_trial: KernelRecord, good: KernelRecord) -> list[str]:
+    """GRUB script has no arithmetic: one branch per count, each taking one try and saving
+    the rest before the kernel starts; with none left the known-good kernel boots."""
+    s = spec("grub")
+    release, tries = s["env_release"], s["env_tries"]
+    lines = [f"set default={_id(good)}", f"load_env {release} {tries}"]
+    for n in range(int(s["tries"]), 0, -1):
+        test = f'[ "${{{release}}}" = {_quote(on_trial.release)} -a "${{{tries}}}" = "{n}" ]'
+        lines += [
+            f"{'if' if n == int(s['tries']) else 'elif'} {test}; then",
+            f"\tset {tries}={n - 1}",
+            f"\tsave_env {tries}",
+            f"\tset default={_id(on_trial)}",
+        ]
+    return [*lines, "fi"]
+
+
+def grubenv(target: Target, state: State) -> bytes:
+    """The environment block: the trial's release and its tries left (kept as GRUB left
+    them while the same kernel is on trial), else no variable of ours."""
+    s = spec("grub")
+    current = _read_env(target)
+    keep = {k: v for k, v in current.items() if k not in (s["env_release"], s["env_tries"])}
+    found = trial(state)
+    if found is not None:
+        release = found[0].release
+        same = current.get(s["env_release"]) == release and s["env_tries"] in current
+        keep[s["env_release"]] = release
+        keep[s["env_tries"]] = current[s["env_tries"]] if same else str(s["tries"])
+    body = ENV_HEADER + b"".join(f"{k}={v}\n".encode() for k, v in keep.items())
+    if len(body) > ENV_SIZE:
+        body = ENV_HEADER  # not ours to shorten: a block this full is left to grub-editenv
+    return body.ljust(ENV_SIZE, b"#")
+
+
+def trial_tries(target: Target, release: str) -> tuple[int, int] | None:
+    """(tries left, tries done) of RELEASE on trial as GRUB's environment block says; None:
+    not on trial there."""
+    s = spec("grub")
+    env = _read_env(target)
+    if env.get(s["env_release"]) != release or not env.get(s["env_tries"], "").isdigit():
+        return None
+    left = int(env[s["env_tries"]])
+    return left, max(0, int(s["tries"]) - left)
+
+
+def _read_env(target: Target) -> dict[str, str]:
+    try:
+        text = target.path(target.fmt(spec("grub")["env"], "")).read_text(errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    return {k: v for k, v in pairs}
 
 
 def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
@@ -56,7 +130,7 @@ def _quote(text: str) -> str:
 def menuentry(target: Target, k: KernelRecord) -> list[str]:
     image = grub_path(target, k.image)
     lines = [
-        f"menuentry {_quote(f'{target.pretty_name()}, Linux {k.release}')} --id {_quote('distkernel-' + k.release)} {{",
+        f"menuentry {_quote(f'{target.pretty_name()}, Linux {k.release}')} --id {_id(k)} {{",
         f"\tsearch --no-floppy --file --set=root {image}",
         f"\tlinux {image} {k.cmdline}".rstrip(),
     ]
@@ -72,13 +146,23 @@ def render(target: Target, state: State) -> bytes:
     kernels.sort(key=lambda k: k is not default)  # stable: default first, then newest first
     s = spec("grub")
     lines = [*HEADER, f"set timeout={s['timeout']}", *(f"insmod {m}" for m in s["insmod"])]
+    found = trial(state)
+    if found is not None:
+        lines += trial_lines(*found)
     return boot_text(target.fmt(s["config"], ""), lines + [line for k in kernels for line in menuentry(target, k)])
 
 
 def shared(target: Target, state: State) -> dict[str, Shared]:
+    """grub.cfg (ours), and GRUB's environment block: the user's too (grub-editenv,
+    GRUB's save_env write it), so only our two variables in it follow the state."""
     if not any(k.layout == "grub" for k in state.kernels.values()) or has_mkconfig(target):
         return {}
-    return {target.fmt(spec("grub")["config"], ""): Shared(data=render(target, state))}
+    s = spec("grub")
+    out = {target.fmt(s["config"], ""): Shared(data=render(target, state))}
+    env = target.fmt(s["env"], "")
+    if trial(state) is not None or _read_env(target):
+        out[env] = Shared(data=grubenv(target, state), owned=False)
+    return out
 
 
 LAYOUT = Layout("grub", place, writes, shared)

@@ -13,7 +13,15 @@ from distkernel.build.pe import align_up, copy_timestamp, pe_layout
 from distkernel.build.trust.secureboot import root_db_key, sign_for_root
 from distkernel.core.paths import SECUREBOOT_LOG, STATE_DIR, under_root
 from distkernel.core.tools import missing_tool_error, run
-from distkernel.target.install.layouts.base import KernelFiles, Layout, Placement, boot_text, spec, stage_file
+from distkernel.target.install.layouts.base import (
+    KernelFiles,
+    Layout,
+    Placement,
+    boot_text,
+    counted_path,
+    spec,
+    stage_file,
+)
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import Transaction
 
@@ -75,12 +83,13 @@ def signed_uki(target: Target, files: KernelFiles, work: Path) -> tuple[Path, st
 
 
 def writes(target: Target, release: str) -> list[str]:
-    return [target.fmt(spec("uki")["image"], release)]
+    return [counted_path(target.fmt(spec("uki")["image"], release), spec("uki"))]
 
 
 def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
+    """The UKI's file name carries the boot counter, as a Type #1 entry's does."""
     p = Placement()
-    p.uki = p.image = target.fmt(spec("uki")["image"], files.release)
+    p.uki = p.image = counted_path(target.fmt(spec("uki")["image"], files.release), spec("uki"))
     work = tx.stage(f"{STATE_DIR}/uki-{files.release}")
     work.mkdir()
     built, p.uki_signer = signed_uki(target, files, work)
