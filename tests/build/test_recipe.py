@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from distkernel.build.recipe import find_line, load_recipe
+from distkernel.build.recipe import load_recipe
+from distkernel.build.recipe_model import find_line
 from distkernel.core.errors import UserError
 from tests.conftest import DEFAULT_RECIPE
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distkernel.build.feeds import debian, kernelorg
-from distkernel.build.recipe import Recipe, resolve_ref
+from distkernel.build.recipe_model import Recipe, resolve_ref
 from distkernel.core import cache
 from distkernel.core.download import deadline_for, download_file
 from distkernel.core.errors import ToolError, UserError

@@ -14,7 +14,8 @@ import click
 from distkernel.build.config.report import ConfigEntry, ConfigReport
 from distkernel.build.config.upgrade import ConfigDiff, diff_files, upgrade
 from distkernel.build.config.values import read_config
-from distkernel.build.recipe import SYMBOL_RE, Recipe, load_recipe, normalize_symbol, normalize_value
+from distkernel.build.recipe import load_recipe
+from distkernel.build.recipe_model import SYMBOL_RE, Recipe, normalize_symbol, normalize_value
 from distkernel.build.source import source_key
 from distkernel.cli import options, render
 from distkernel.core import cache

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from distkernel.build.feeds import debian, kernelorg
-from distkernel.build.recipe import Recipe, find_line, load_recipe
+from distkernel.build.recipe import load_recipe
+from distkernel.build.recipe_model import Recipe, find_line
 from distkernel.core import cache
 from distkernel.core.errors import UserError
 from distkernel.core.tools import call

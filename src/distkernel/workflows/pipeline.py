@@ -22,7 +22,7 @@ from distkernel.build.package.format import FORMAT, Metadata
 from distkernel.build.package.reader import read_metadata
 from distkernel.build.package.writer import write_package
 from distkernel.build.payload import header_members, install_modules, kernel_members, module_members
-from distkernel.build.recipe import Recipe
+from distkernel.build.recipe_model import Recipe
 from distkernel.build.source import SourceTree, prepare_source, source_key
 from distkernel.build.toolchain import BUILD_ENV, toolchain_versions
 from distkernel.build.trust.modsign import link_module_key

@@ -17,7 +17,7 @@ from distkernel.build.config.kconfig import load_tree
 from distkernel.build.config.report import ConfigReport, build_report
 from distkernel.build.config.signing import module_sig_settings
 from distkernel.build.config.values import Origin, Setting, merge_into, parse_fragment, read_config, read_text_any
-from distkernel.build.recipe import Recipe
+from distkernel.build.recipe_model import Recipe
 from distkernel.core import cache
 from distkernel.core.errors import UserError
 from distkernel.core.progress import Progress, current, step

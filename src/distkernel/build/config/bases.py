@@ -14,7 +14,7 @@ from pathlib import Path
 from distkernel.build.compile.kbuild import Kbuild
 from distkernel.build.config.savedconfig import Saved, find_saved
 from distkernel.build.config.values import read_text_any
-from distkernel.build.recipe import Recipe
+from distkernel.build.recipe_model import Recipe
 from distkernel.core.errors import UserError
 from distkernel.core.tools import install_command
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from distkernel.build.config.features import known_features
 from distkernel.build.config.values import parse_fragment
-from distkernel.build.recipe import Recipe
+from distkernel.build.recipe_model import Recipe
 from distkernel.core.errors import UserError
 
 

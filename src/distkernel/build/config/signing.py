@@ -5,7 +5,7 @@ folder under KEY_LINK."""
 from __future__ import annotations
 
 from distkernel.build.config.values import Origin, Setting
-from distkernel.build.recipe import Recipe
+from distkernel.build.recipe_model import Recipe
 from distkernel.build.trust.modsign import KEY_LINK
 
 

@@ -16,7 +16,7 @@ from distkernel.build.compile.kbuild import Kbuild, ccache_usable
 from distkernel.build.config.explain import Explainer
 from distkernel.build.config.kconfig import Tree, load_tree
 from distkernel.build.config.values import read_config, read_text_any
-from distkernel.build.recipe import SOURCE_KINDS, ConfigSpec, KernelSpec, Recipe
+from distkernel.build.recipe_model import SOURCE_KINDS, ConfigSpec, KernelSpec, Recipe
 from distkernel.build.source import prepare_source
 from distkernel.core import cache
 from distkernel.core.arch import get_arch

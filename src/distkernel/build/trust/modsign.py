@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from distkernel.build.recipe import Recipe
+from distkernel.build.recipe_model import Recipe
 from distkernel.build.trust.keys import cert_fingerprint, cert_matches, load_certificates, load_rsa_private
 from distkernel.core.errors import UserError
 

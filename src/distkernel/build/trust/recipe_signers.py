@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distkernel.build.recipe import Recipe
+from distkernel.build.recipe_model import Recipe
 from distkernel.build.trust.keys import cert_fingerprint, cert_matches, load_certificates, load_rsa_private
 from distkernel.build.trust.modsign import module_signer
 from distkernel.build.trust.secureboot import sign_efi

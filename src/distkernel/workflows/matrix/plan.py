@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from distkernel.build.recipe import Recipe, load_recipe
+from distkernel.build.recipe import load_recipe
+from distkernel.build.recipe_model import Recipe
 from distkernel.core import cache
 from distkernel.core.arch import known_arches
 from distkernel.core.errors import DistkernelError, UserError
