@@ -64,7 +64,7 @@ def _docs(tree: Path, name: str, version: str, m: Metadata, conf: dict[str, Any]
     date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(m.build_date))
     changelog = (
         f"{name} ({version}) unstable; urgency=medium\n\n"
-        f"  * Exported by distkernel {__version__} from {m.filename}.\n\n"
+        f"  * Exported by distkernel {__version__}\n    from {m.filename}.\n\n"
         f" -- {conf['maintainer']}  {date}\n"
     )
     # mtime=0 and no file name: gzip -n, so the bytes depend on the text alone.
@@ -91,6 +91,21 @@ def _control(tree: Path, fields: dict[str, str], scripts: dict[str, str], values
         path.chmod(0o755)
 
 
+def _tidy_headers(tree: Path, conf: dict[str, Any]) -> None:
+    """As Debian's linux-headers and linux-kbuild packages ship them: without VCS files,
+    the host tools (fixdep, modpost, objtool) stripped."""
+    for top, _, files in os.walk(tree):
+        for name in files:
+            path = Path(top, name)
+            if name in conf["headers_drop"]:
+                path.unlink()
+            elif not path.is_symlink() and path.stat().st_mode & 0o100:
+                with open(path, "rb") as f:
+                    elf = f.read(4) == b"\x7fELF"
+                if elf:
+                    tools.call(["strip", "--strip-unneeded", path], what=f"strip {name}")
+
+
 def _build(tree: Path, target: Path, epoch: int, log: Path) -> None:
     normalize(tree, epoch)
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
@@ -111,6 +126,7 @@ def export_deb(package: Path, out: Path) -> list[Exported]:
         for member in KERNEL_FILES:
             name = Path(member).name
             os.replace(staged.kernel / name, boot / f"{name}-{release}")
+        _tidy_headers(headers / f"usr/src/linux-headers-{release}", conf)
         (headers / "lib/modules" / release).mkdir(parents=True)
         (headers / "lib/modules" / release / "build").symlink_to(f"/usr/src/linux-headers-{release}")
         values = {
@@ -127,15 +143,17 @@ def export_deb(package: Path, out: Path) -> list[Exported]:
             **common,
             "Depends": conf["image_depends"],
             "Recommends": conf["image_recommends"],
-            "Description": f"Linux kernel, version {release}\n This package contains the Linux kernel, "
-            f"modules and corresponding other\n files, version {release}, exported by distkernel from {source}.",
+            "Description": f"Linux kernel, version {release}\n The Linux kernel, its modules and System.map,"
+            f"\n exported by distkernel from {source}.",
         }
         headers_fields = {
             "Package": headers_name,
             **common,
+            "Depends": conf["headers_depends"],
             "Recommends": conf["headers_recommends"],
-            "Description": f"Linux kernel headers for {release}\n This package provides kernel header files "
-            f"for {release}, for building\n external kernel modules (dkms), exported by distkernel from {source}.",
+            "Description": f"Linux kernel headers for {release}\n Header files and build tools for building"
+            f"\n external kernel modules (dkms) for Linux {release},"
+            f"\n exported by distkernel from {source}.",
         }
         log = cache_dir("logs") / "export-dpkg-deb.log"
         built = []
