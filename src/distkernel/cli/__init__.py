@@ -45,6 +45,7 @@ COMMAND_MODULES = {
     "sign": "key",
     "repo": "repo",
     "fetch": "repo",
+    "export": "export",
     "completion": "shell",
     "man": "shell",
 }

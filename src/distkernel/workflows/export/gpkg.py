@@ -20,7 +20,7 @@ import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import zstandard
 
@@ -93,7 +93,10 @@ def _inner(path: Path, members: Iterator[tuple[tarfile.TarInfo, BinaryIO | None]
     with open(path, "wb") as raw:
         hashing = _Hashing(raw)
         cctx = zstandard.ZstdCompressor(level=LEVEL)
-        with cctx.stream_writer(hashing, closefd=False) as z, tarfile.open(fileobj=z, mode="w|", format=tarfile.GNU_FORMAT) as tar:  # type: ignore[call-overload]
+        with (
+            cctx.stream_writer(cast(BinaryIO, hashing), closefd=False) as z,
+            tarfile.open(fileobj=z, mode="w|", format=tarfile.GNU_FORMAT) as tar,
+        ):
             for info, data in members:
                 tar.addfile(info, data)
                 if data is not None:
