@@ -119,3 +119,16 @@ def test_a_file_that_is_no_package_is_refused_and_nothing_is_written(tmp_path: P
 def test_an_unknown_format_is_refused(default_package: Built, tmp_path: Path) -> None:
     run = cli("export", default_package.package, "--format", "rpm", "--out", tmp_path)
     assert_user_facing_error(run, 2, "--format")
+
+
+def test_a_package_damaged_past_its_head_is_refused_and_nothing_is_written(
+    default_package: Built, tmp_path: Path
+) -> None:
+    damaged = tmp_path / default_package.package.name
+    data = bytearray(default_package.package.read_bytes())
+    data[len(data) * 3 // 4] ^= 0xFF  # inside the payload: the head still reads
+    damaged.write_bytes(data)
+    out = tmp_path / "out"
+    run = cli("export", damaged, "--format", "deb", "--out", out)
+    assert_user_facing_error(run, 2, damaged.name)
+    assert list(out.iterdir()) == []  # the staging folder is gone too
