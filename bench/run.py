@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHES = [
     "bench.noop_build",
     "bench.package_vs_bindeb",
+    "bench.export_size",
     "bench.build_vs_hand",
     "bench.config_vs_merge",
     "bench.initramfs_vs_dracut",

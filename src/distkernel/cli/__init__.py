@@ -47,6 +47,7 @@ COMMAND_MODULES = {
     "fetch": "repo",
     "bump": "bump",
     "matrix": "matrix",
+    "export": "export",
     "completion": "shell",
     "man": "shell",
 }

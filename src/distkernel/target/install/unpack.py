@@ -70,3 +70,9 @@ def write_payload(verified: VerifiedPackage, dest: Destinations) -> VerifiedPack
     """Stream the package checked earlier (the same manifest and signature, or
     PackageError) into DEST, checking every member again as it is written."""
     return check_package(verified.path, _Staging(dest), expect=verified)
+
+
+def stage_package(path: Path, dest: Destinations) -> VerifiedPackage:
+    """Check the package at PATH in one pass, writing its payload into DEST as it streams
+    (for a reader that wants the files, not an install: `export`)."""
+    return check_package(path, _Staging(dest))
