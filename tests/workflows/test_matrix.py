@@ -70,6 +70,7 @@ def test_prune_keeps_n_per_line_and_never_the_newest_passing() -> None:
     assert prune_plan(entries, 1, {"packages/k-6.1.9.tar.zst"}) == ["packages/k-6.1.7.tar.zst"]
 
 
+@pytest.mark.kernel
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (./bootstrap installs it)")
 def test_matrix_builds_boots_publishes_prunes_and_reports(
     tmp_path: Path, keys: KeySet, default_package: Built, rich_package: Built
