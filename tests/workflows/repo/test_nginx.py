@@ -7,30 +7,16 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from distkernel.build.trust.keys import KeySet
 from tests.conftest import Built
-from tests.workflows.repo.binhost_fixtures import fetch, index_entry, install, make_www, requests, trusting_root
-from tests.workflows.repo.nginx import CuttingRelay, Nginx, dead_url, nginx
+from tests.workflows.repo.binhost_fixtures import fetch, index_entry, install, requests, trusting_root
+from tests.workflows.repo.nginx import CuttingRelay, Nginx, dead_url
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture(scope="module")
-def www(default_package: Built, keys: KeySet, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    www = tmp_path_factory.mktemp("binhost") / "www"
-    make_www(www, default_package, keys)
-    return www
-
-
-@pytest.fixture
-def server(www: Path, tmp_path: Path) -> Iterator[Nginx]:
-    with nginx(www, tmp_path / "nginx") as running:
-        yield running
 
 
 def test_repo_add_writes_only_static_files_nginx_serves(www: Path, server: Nginx) -> None:
