@@ -192,7 +192,8 @@ def download_to(
         # A socket timeout is the deadline too: every socket waits at most that long.
         timed_out = isinstance(reason, TimeoutError) or isinstance(e, TimeoutError)
         if not (watch.expired or timed_out):
-            raise DownloadError(f"{where}cannot download {url}: {reason} (after {got} bytes); {hint}") from None
+            after = f" (after {got} bytes)" if got else ""
+            raise DownloadError(f"{where}cannot download {url}: {reason}{after}; {hint}") from None
         watch.expired = True
     finally:
         watch.stop()
