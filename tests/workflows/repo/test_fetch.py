@@ -13,6 +13,7 @@ from distkernel.build.package.format import canonical_json
 from distkernel.build.trust.gate import TRUSTED_DIR
 from distkernel.build.trust.keys import PACKAGE_KEY, PACKAGE_PUB, KeySet
 from distkernel.build.trust.signing import signer
+from distkernel.workflows.repo.fetch import ROOT_INDEXES
 from distkernel.workflows.repo.index import INDEX, add_packages
 from tests.build.trust.helpers import tiny_package
 from tests.conftest import Run, assert_user_facing_error, cli, env_with
@@ -124,8 +125,14 @@ def test_server_serves_only_the_index_and_packages(url: str, repo: Path) -> None
 
 
 def installed_files(root: Path) -> list[str]:
-    """What is in the root besides the remembered serials and empty folders."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != "repo-serials.json")
+    """What is in the root besides what an earlier successful fetch remembers (the serials,
+    the index with its ETag) and empty folders."""
+    remembered = root / ROOT_INDEXES
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "repo-serials.json" and p.parent != remembered
+    )
 
 
 @pytest.mark.parametrize(
