@@ -49,7 +49,7 @@ def debian_image(dest: Path) -> Path:
 def minbase(dest: Path) -> Path:
     tar = dest / "bookworm-minbase.tar"
     if not tar.is_file():
-        sh("mmdebstrap", "--variant=minbase", "bookworm", str(tar) + ".part")
+        sh("mmdebstrap", "--variant=minbase", "--format=tar", "bookworm", str(tar) + ".part")
         Path(str(tar) + ".part").rename(tar)
     return tar
 
