@@ -5,7 +5,8 @@
 Baseline, in the same run and from the same nginx: download Debian's
 `linux-image-6.1.0-N-cloud-amd64` .deb (the smallest Debian kernel image package, a
 kernel of about the same role) and `dpkg -i` it into a sandbox root, a bookworm
-minbase made once with mmdebstrap and cached (`chroot ROOT dpkg -i --force-depends`:
+minbase with kmod and linux-base (the image's dependencies but an initramfs tool)
+made once with mmdebstrap and cached (`chroot ROOT dpkg -i --force-depends`:
 its maintainer scripts run inside the sandbox, depmod included; the root has no
 initramfs tool, so neither side builds an initramfs). Needs root (chroot) and nginx."""
 
@@ -47,9 +48,10 @@ def debian_image(dest: Path) -> Path:
 
 
 def minbase(dest: Path) -> Path:
-    tar = dest / "bookworm-minbase.tar"
-    if not tar.is_file():
-        sh("mmdebstrap", "--variant=minbase", "--format=tar", "bookworm", str(tar) + ".part")
+    tar = dest / "bookworm-minbase-kmod.tar"
+    if not tar.is_file():  # the image's dependencies but an initramfs tool (neither side makes one)
+        include = "--include=kmod,linux-base"
+        sh("mmdebstrap", "--variant=minbase", include, "--format=tar", "bookworm", str(tar) + ".part")
         Path(str(tar) + ".part").rename(tar)
     return tar
 
