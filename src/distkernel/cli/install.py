@@ -21,16 +21,20 @@ ROOT = options.ROOT
 JSON = options.JSON
 
 
-def package_path(spec: str, source: str | None, root: Path) -> Path:
-    """PKG is a package file; NAME --from URL is resolved from a binhost."""
+def package_path(spec: str, sources: tuple[str, ...], root: Path) -> Path:
+    """PKG is a package file; NAME --from URL... is resolved from a binhost (mirrors
+    in order), the URLs defaulting to the root's own settings file's binhost."""
     path = Path(spec)
     if path.is_file():
         return path
-    if source is None:
+    from distkernel.core.settings import root_binhosts
+
+    urls = list(sources) or root_binhosts(root)
+    if not urls:
         raise UserError(f"{spec}: no such package file; pass a .tar.zst file, or NAME --from URL")
     from distkernel.workflows.repo.fetch import fetch_for_root
 
-    return fetch_for_root(spec, source, root)
+    return fetch_for_root(spec, urls, root)
 
 
 def _installation_json(inst: Installation) -> dict[str, Any]:
@@ -70,7 +74,11 @@ def show_plan(plan: Plan, as_json: bool) -> None:
 @options.KEEP
 @click.option("--cmdline", help="Kernel command line [default: the root's /etc/kernel/cmdline].")
 @click.option(
-    "--from", "source", metavar="URL", help="Fetch NAME from this binhost [default: distkernel.toml binhost]."
+    "--from",
+    "source",
+    metavar="URL",
+    multiple=True,
+    help="Fetch NAME from this binhost; repeat it for mirrors, tried in order [default: distkernel.toml binhost].",
 )
 @options.DRY_RUN
 @JSON
@@ -81,7 +89,7 @@ def install(
     initramfs: str | None,
     keep: int,
     cmdline: str | None,
-    source: str | None,
+    source: tuple[str, ...],
     dry_run: bool,
     as_json: bool,
 ) -> None:

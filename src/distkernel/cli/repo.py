@@ -12,7 +12,7 @@ import click
 from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import load_trusted
 from distkernel.cli import options, render
-from distkernel.workflows.repo.fetch import Client, fetch_package, host_arch, serials_file, split_spec
+from distkernel.workflows.repo.fetch import Client, fetch_package, host_arch, indexes_dir, serials_file, split_spec
 from distkernel.workflows.repo.index import Index, add_packages, init_repo
 from distkernel.workflows.repo.server import make_server
 
@@ -81,7 +81,14 @@ def repo_serve(directory: Path, port: int, host: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("spec", metavar="NAME[+VARIANT][@VERSION]")
-@click.option("--from", "source", metavar="URL", required=True, help="The binhost (http(s):// or a folder).")
+@click.option(
+    "--from",
+    "source",
+    metavar="URL",
+    multiple=True,
+    required=True,
+    help="The binhost (http(s):// or a folder); repeat it for mirrors, tried in order.",
+)
 @click.option("--key", "keys", type=FILE, multiple=True, help="Public key the repo must be signed with (repeatable).")
 @options.root(default=None, help="Trust ROOT's keys (etc/distkernel/trusted.d) and remember serials there.")
 @click.option("--arch", help="Package arch [default: this machine's].")
@@ -90,7 +97,7 @@ def repo_serve(directory: Path, port: int, host: str, as_json: bool) -> None:
 @JSON
 def fetch(
     spec: str,
-    source: str,
+    source: tuple[str, ...],
     keys: tuple[Path, ...],
     root: Path | None,
     arch: str | None,
@@ -106,11 +113,12 @@ def fetch(
         serials_file(root),
         key_fix=f"pass --key PUB (the repo's package.pub), or --root ROOT holding it in ROOT/{TRUSTED_DIR}/",
         arch_fix="pass --arch",
+        indexes=indexes_dir(root),
     )
     chosen_arch = arch or host_arch(client.arch_fix)
     chosen_variant = variant if variant is not None else spec_variant
     with render.progress():  # the download's bytes and rate, on a terminal
-        pkg = fetch_package(name_spec, source, chosen_arch, chosen_variant, out, client=client)
+        pkg = fetch_package(name_spec, list(source), chosen_arch, chosen_variant, out, client=client)
     if as_json:
         render.emit_json({"package": str(pkg), "size": pkg.stat().st_size, "serials": str(serials_file(root))})
         return

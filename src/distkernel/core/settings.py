@@ -1,7 +1,9 @@
 """This machine's defaults for distkernel: /etc/distkernel/distkernel.toml, or the file
-$DISTKERNEL_CONFIG names. Only defaults live here; an option on the command line wins.
+$DISTKERNEL_CONFIG names. Only defaults live here; an option on the command line wins. `install NAME --root ROOT`
+without --from and without a binhost here takes ROOT's own file's binhost.
 
     binhost = "https://kernels.example.org/"  # install NAME / fetch NAME: --from
+    # or mirrors, tried in order: binhost = ["https://a.example.org/", "https://b.example.org/"]
     layout = "bls"                             # install: --layout
     initramfs = "builtin"                      # install: --initramfs
     keep = 3                                   # install: --keep
@@ -24,7 +26,7 @@ ENV = "DISTKERNEL_CONFIG"
 
 @dataclass(frozen=True)
 class Settings:
-    binhost: str | None = None
+    binhost: tuple[str, ...] = ()  # mirrors, in order
     layout: str | None = None
     initramfs: str | None = None
     keep: int | None = None
@@ -35,15 +37,15 @@ class Settings:
         """click's default_map: command name -> option name -> value."""
         install: dict[str, object] = {}
         if self.binhost:
-            install["source"] = self.binhost
+            install["source"] = list(self.binhost)
         for key in ("layout", "initramfs", "keep"):
             if (value := getattr(self, key)) is not None:
                 install[key] = value
-        fetch: dict[str, object] = {"source": self.binhost} if self.binhost else {}
+        fetch: dict[str, object] = {"source": list(self.binhost)} if self.binhost else {}
         return {"install": install, "fetch": fetch}
 
 
-TYPES: dict[str, type] = {"binhost": str, "layout": str, "initramfs": str, "keep": int, "cache_dir": str}
+TYPES: dict[str, type] = {"binhost": list, "layout": str, "initramfs": str, "keep": int, "cache_dir": str}
 
 
 def settings_file() -> Path | None:
@@ -60,8 +62,24 @@ def load_settings(choices: dict[str, tuple[str, ...]] | None = None) -> Settings
     """The settings file's values, checked: unknown keys and wrong types are errors that
     name the file and the key. `choices` limits keys to known values (layout names)."""
     path = settings_file()
-    if path is None:
-        return Settings()
+    return Settings() if path is None else read_settings(path, choices)
+
+
+def root_binhosts(root: Path) -> list[str]:
+    """The binhost mirrors ROOT's own settings file lists (none when it has no file)."""
+    path = root / SETTINGS
+    return list(read_settings(path).binhost) if path.is_file() else []
+
+
+def _binhost(path: Path, value: object) -> tuple[str, ...]:
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
+        raise UserError(f"{path}: binhost: must be a URL or a non-empty list of URLs (mirrors, tried in order)")
+    return tuple(urls)
+
+
+def read_settings(path: Path, choices: dict[str, tuple[str, ...]] | None = None) -> Settings:
+    """One settings file's values, checked (see load_settings)."""
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
@@ -73,6 +91,9 @@ def load_settings(choices: dict[str, tuple[str, ...]] | None = None) -> Settings
     for key, value in raw.items():
         if key not in TYPES:
             raise UserError(f"{path}: {key}: unknown key; known keys: {', '.join(known)}")
+        if key == "binhost":
+            values[key] = _binhost(path, value)
+            continue
         if type(value) is not TYPES[key]:
             raise UserError(f"{path}: {key}: must be a {TYPES[key].__name__}, not {type(value).__name__}")
         allowed = (choices or {}).get(key)

@@ -14,6 +14,9 @@ import pytest
 from distkernel.build.trust.keys import PACKAGE_KEY, KeySet
 from distkernel.workflows.repo.index import add_packages, init_repo
 from tests.build.trust.helpers import tiny_package
+from tests.conftest import Built
+from tests.workflows.repo.binhost_fixtures import make_www
+from tests.workflows.repo.nginx import Nginx, nginx
 
 
 @pytest.fixture
@@ -54,3 +57,18 @@ def served(repo: Path) -> Iterator[str]:
 def url(repo: Path) -> Iterator[str]:
     with served(repo) as where:
         yield where
+
+
+@pytest.fixture(scope="session")
+def www(default_package: Built, keys: KeySet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Static binhost folders of the default kernel package (see make_www)."""
+    www = tmp_path_factory.mktemp("binhost") / "www"
+    make_www(www, default_package, keys)
+    return www
+
+
+@pytest.fixture
+def server(www: Path, tmp_path: Path) -> Iterator[Nginx]:
+    """Debian's nginx serving `www` on 127.0.0.1 for one test (its own logs)."""
+    with nginx(www, tmp_path / "nginx") as running:
+        yield running

@@ -13,6 +13,7 @@ from distkernel.build.package.format import canonical_json
 from distkernel.build.trust.gate import TRUSTED_DIR
 from distkernel.build.trust.keys import PACKAGE_KEY, PACKAGE_PUB, KeySet
 from distkernel.build.trust.signing import signer
+from distkernel.workflows.repo.fetch import ROOT_INDEXES
 from distkernel.workflows.repo.index import INDEX, add_packages
 from tests.build.trust.helpers import tiny_package
 from tests.conftest import Run, assert_user_facing_error, cli, env_with
@@ -124,8 +125,14 @@ def test_server_serves_only_the_index_and_packages(url: str, repo: Path) -> None
 
 
 def installed_files(root: Path) -> list[str]:
-    """What is in the root besides the remembered serials and empty folders."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != "repo-serials.json")
+    """What is in the root besides what an earlier successful fetch remembers (the serials,
+    the index with its ETag) and empty folders."""
+    remembered = root / ROOT_INDEXES
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "repo-serials.json" and p.parent != remembered
+    )
 
 
 @pytest.mark.parametrize(
@@ -170,3 +177,37 @@ def test_install_from_refuses_hostile_input_with_nothing_installed(
     run = cli("install", spec, "--from", url, "--root", root, "--layout", "plain", env=env)
     assert_user_facing_error(run, 2)
     assert installed_files(root) == ["etc/distkernel/trusted.d/repo.pub"], installed_files(root)
+
+
+def test_every_mirror_failing_is_one_error_naming_each(url: str, tmp_path: Path, keys: KeySet) -> None:
+    from tests.workflows.repo.nginx import dead_url
+
+    dead1, dead2, out = dead_url(), dead_url(), tmp_path / "out"
+    run = fetch(dead1, "tiny", out, keys, tmp_path / "cache", "--from", dead2, "--arch", "x86_64")
+    assert run.code == 2 and "Traceback" not in run.err
+    warning, error, *details = run.err.strip().splitlines()
+    assert warning.startswith(f"distkernel: warning: skipping mirror {dead1}") and f"trying {dead2}" in warning
+    assert error.startswith("distkernel: error: none of the 2 mirrors served tiny")
+    assert [dead1 in details[0], dead2 in details[1]] == [True, True], run.err
+    assert not out.exists()
+
+
+def test_a_root_s_own_settings_file_lists_its_mirrors(url: str, tmp_path: Path, keys: KeySet) -> None:
+    from tests.workflows.repo.nginx import dead_url
+
+    root = tmp_path / "root"
+    (root / TRUSTED_DIR).mkdir(parents=True)
+    (root / TRUSTED_DIR / "repo.pub").write_bytes(keys.path(PACKAGE_PUB).read_bytes())
+    (root / "etc/distkernel/distkernel.toml").write_text(f'binhost = ["{dead_url()}", "{url}"]\n')
+    env = env_with(DISTKERNEL_CACHE=str(tmp_path / "cache"))
+    run = cli("install", "tiny", "--root", root, "--layout", "plain", "--dry-run", env=env)
+    assert "skipping mirror" in run.err and "trying " + url in run.err, run.err
+    assert (root / "var/cache/distkernel/packages/tiny-6.1.8-tiny-x86_64.tar.zst").is_file()
+
+
+@pytest.mark.parametrize("value", ["[]", "3", '["", "x"]'])
+def test_a_bad_binhost_setting_is_one_line(tmp_path: Path, value: str) -> None:
+    settings = tmp_path / "distkernel.toml"
+    settings.write_text(f"binhost = {value}\n")
+    run = cli("list", "--root", tmp_path, env=env_with(DISTKERNEL_CONFIG=str(settings)))
+    assert_user_facing_error(run, 2, str(settings), "binhost: must be a URL or a non-empty list of URLs")

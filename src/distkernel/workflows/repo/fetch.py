@@ -1,11 +1,18 @@
 """The client side of the binhost: fetch the signed index, refuse a replayed older one,
 pick exactly the package asked for (name[@version], arch, variant) or stop, and
 download it with its size, sha256, manifest and signature checked before it appears.
-Never a fallback: no other variant, no other arch, no build."""
+Never a fallback: no other variant, no other arch, no build.
+
+A binhost may have mirrors, tried in order: one that cannot be reached, serves an
+index older than one already seen, or serves bytes that do not match the signed index
+is skipped with a one-line warning, never trusted. The index is asked for
+conditionally (the validators remembered per root and mirror URL); a package download
+that the connection cuts is resumed with a range request."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import platform
 import re
@@ -18,15 +25,23 @@ from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import TrustedKey, check_signature
 from distkernel.core import cache
 from distkernel.core.arch import get_arch, known_arches
-from distkernel.core.download import deadline_for, download_bytes, download_file
+from distkernel.core.download import DownloadError, deadline_for, download_resumable, download_to, warn
 from distkernel.core.errors import UserError
-from distkernel.core.paths import DOWNLOADS, SERIALS
-from distkernel.workflows.repo import serials
+from distkernel.core.paths import CACHE_DIR, DOWNLOADS, SERIALS
+from distkernel.workflows.repo import serials, validators
 from distkernel.workflows.repo.index import INDEX, Entry, Index, read_index
 
 MAX_INDEX = 16 << 20
 ROOT_DOWNLOADS = DOWNLOADS  # like apt's /var/cache/apt/archives
+ROOT_INDEXES = f"{CACHE_DIR}/indexes"  # the last index per mirror URL, with its ETag
 FROM_HINT = "check --from and that the repo is served"
+
+
+class BadMirror(UserError):
+    """A mirror served bytes that do not match the signed index: another may not."""
+
+
+MIRROR_PROBLEMS = (DownloadError, serials.Replayed, BadMirror)
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class Client:
     serials: Path
     key_fix: str  # how to make the repo's key trusted
     arch_fix: str = ""  # how to ask for another arch, when the command can
+    indexes: Path | None = None  # where the last index per mirror is remembered
 
 
 def repo_url(source: str) -> str:
@@ -56,15 +72,37 @@ def serials_file(root: Path | None) -> Path:
     return root / SERIALS if root is not None else cache.cache_root() / "repos" / os.path.basename(SERIALS)
 
 
-def fetch_index(url: str, client: Client) -> tuple[Index, str, str]:
-    """The checked index, its digest and its signer; nothing is remembered yet."""
+def indexes_dir(root: Path | None) -> Path:
+    """Where the last index per mirror URL is remembered (beside the serials)."""
+    return root / ROOT_INDEXES if root is not None else cache.cache_root() / "repos" / "indexes"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    index: Index
+    sha256: str  # of the signed bytes
+    signer: str
+    data: bytes  # the file as served, remembered after a successful fetch
+    etag: str
+    last_modified: str
+
+
+def fetch_index(url: str, client: Client) -> Fetched:
+    """The checked index, conditionally requested; nothing is remembered yet."""
     where = url + INDEX
     if not client.trusted:
         raise UserError(f"no trusted key to check {where}: {client.key_fix}")
-    data = download_bytes(where, limit=MAX_INDEX, deadline=deadline_for(), hint=FROM_HINT)
-    got = read_index(data, where, client.trusted, fix=client.key_fix)
-    serials.check_file(client.serials, got.signer, got.index.serial, got.sha256, where)
-    return got.index, got.sha256, got.signer
+    known = validators.load(client.indexes, where)
+    sink = io.BytesIO()
+    headers = known.headers() if known else {}
+    got = download_to(where, sink, limit=MAX_INDEX, deadline=deadline_for(), hint=FROM_HINT, headers=headers)
+    data = known.data if known and got.status == 304 else sink.getvalue()
+    checked = read_index(data, where, client.trusted, fix=client.key_fix)
+    serials.check_file(client.serials, checked.signer, checked.index.serial, checked.sha256, where)
+    etag, modified = got.etag, got.last_modified
+    if known and got.status == 304:  # a 304 may repeat the validators or not
+        etag, modified = etag or known.etag, modified or known.last_modified
+    return Fetched(checked.index, checked.sha256, checked.signer, data, etag, modified)
 
 
 def _version_key(release: str) -> list[tuple[int, int | str]]:
@@ -98,13 +136,14 @@ def choose(index: Index, spec: str, arch: str, variant: str, where: str) -> Entr
 
 
 def _download(url: str, entry: Entry, part: Path) -> None:
-    """Into `part`, reading at most one byte more than the index announces."""
-    got = download_file(url, part, limit=entry.size, deadline=deadline_for(entry.size), hint=FROM_HINT)
+    """Into `part`, reading at most one byte more than the index announces, resuming
+    a cut transfer; the whole file's size and sha256 checked against the index."""
+    got = download_resumable(url, part, size=entry.size, deadline=deadline_for(entry.size), hint=FROM_HINT)
     if got.size != entry.size:
         what = "truncated" if got.size < entry.size else "longer than announced"
-        raise UserError(f"{url}: download {what} ({got.size} bytes, the index says {entry.size}); refusing it")
+        raise BadMirror(f"{url}: download {what} ({got.size} bytes, the index says {entry.size}); refusing it")
     if got.sha256 != entry.sha256:
-        raise UserError(f"{url}: sha256 differs from the signed index (tampered with); refusing it")
+        raise BadMirror(f"{url}: sha256 differs from the signed index (tampered with); refusing it")
 
 
 def _check_package(url: str, entry: Entry, part: Path, trusted: list[TrustedKey]) -> None:
@@ -133,13 +172,29 @@ def _make_dirs(path: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def fetch_package(name_spec: str, url: str, arch: str, variant: str, dest: Path, *, client: Client) -> Path:
-    """Download the package matching NAME[@VERSION], arch and variant from the repo at
-    URL into DEST, fully checked. When any check fails nothing is left behind: no
-    folder, no partial file, no remembered serial."""
-    url = repo_url(url)
-    index, digest, signer = fetch_index(url, client)
-    entry = choose(index, name_spec, arch, variant, url + INDEX)
+def fetch_package(name_spec: str, urls: list[str], arch: str, variant: str, dest: Path, *, client: Client) -> Path:
+    """Download the package matching NAME[@VERSION], arch and variant from the first
+    of the mirrors URLS that serves it intact into DEST, fully checked. When any check
+    fails nothing is left behind: no folder, no partial file, no remembered serial."""
+    mirrors = [repo_url(u) for u in urls]  # every URL checked before any is tried
+    if not mirrors:
+        raise UserError(f"no binhost to fetch {name_spec} from; {FROM_HINT}")
+    problems: list[str] = []
+    for n, url in enumerate(mirrors):
+        try:
+            return _fetch_from(url, name_spec, arch, variant, dest, client)
+        except MIRROR_PROBLEMS as e:
+            if len(mirrors) == 1:
+                raise
+            problems.append(e.message)
+            if n + 1 < len(mirrors):
+                warn(f"skipping mirror {url}: {e.message}; trying {mirrors[n + 1]}")
+    raise UserError(f"none of the {len(mirrors)} mirrors served {name_spec}; {FROM_HINT}", details=problems)
+
+
+def _fetch_from(url: str, name_spec: str, arch: str, variant: str, dest: Path, client: Client) -> Path:
+    index = fetch_index(url, client)
+    entry = choose(index.index, name_spec, arch, variant, url + INDEX)
     try:
         created = _make_dirs(dest)
     except OSError as e:
@@ -150,7 +205,8 @@ def fetch_package(name_spec: str, url: str, arch: str, variant: str, dest: Path,
     try:
         _download(url + entry.path, entry, part)
         _check_package(url + entry.path, entry, part, client.trusted)
-        serials.remember(client.serials, signer, index.serial, digest, url + INDEX)
+        serials.remember(client.serials, index.signer, index.index.serial, index.sha256, url + INDEX)
+        validators.save(client.indexes, url + INDEX, index.data, index.etag, index.last_modified)
         os.replace(part, final)
         cache.fsync_dir(dest)
         done = True
@@ -179,15 +235,16 @@ def split_spec(spec: str) -> tuple[str, str]:
     return (f"{name}@{version}" if version else name), variant
 
 
-def fetch_for_root(spec: str, url: str, root: Path) -> Path:
-    """`install NAME[+VARIANT][@VERSION] --from URL`: the host's arch, the keys ROOT
-    trusts, the serials ROOT has seen; downloaded into ROOT's package cache."""
+def fetch_for_root(spec: str, urls: list[str], root: Path) -> Path:
+    """`install NAME[+VARIANT][@VERSION] --from URL...`: the host's arch, the keys ROOT
+    trusts, the serials and indexes ROOT has seen; downloaded into ROOT's package cache."""
     name_spec, variant = split_spec(spec)
     trusted_dir = root / TRUSTED_DIR
     client = Client(
         trusted_keys(root),
         serials_file(root),
         key_fix=f"copy the repo's public key (package.pub) into {trusted_dir}/",
+        indexes=indexes_dir(root),
     )
     arch = host_arch(f"use `distkernel fetch {spec} --from URL --arch ARCH`, then install the file")
-    return fetch_package(name_spec, url, arch, variant, root / ROOT_DOWNLOADS, client=client)
+    return fetch_package(name_spec, urls, arch, variant, root / ROOT_DOWNLOADS, client=client)

@@ -19,6 +19,11 @@ LOCK = "repo-serials"
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")  # a key fingerprint, a sha256
 
 
+class Replayed(UserError):
+    """An index older than one seen before from the same binhost: a stale mirror or a
+    replay. Another mirror may serve the current one."""
+
+
 @dataclass(frozen=True)
 class Seen:
     serial: int
@@ -70,7 +75,7 @@ def check(seen: dict[str, Seen], signer: str, serial: int, digest: str, where: s
     if last is None:
         return
     if serial < last.serial:
-        raise UserError(
+        raise Replayed(
             f"{where}: serial {serial} is older than serial {last.serial} seen before from the binhost signed by "
             f"key {signer[:16]}: an old index is being replayed; refusing it"
         )
