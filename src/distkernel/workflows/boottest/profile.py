@@ -23,6 +23,7 @@ class Uefi:
     grub_modules: Path
     grub_package: str
     systemd_boot: Path
+    name: str = "OVMF"  # the firmware's name in reports
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def profile(arch: str) -> QemuProfile:
             Path(u["grub_modules"]),
             u["grub_package"],
             Path(u["systemd_boot"]),
+            u.get("name", "OVMF"),
         )
         if u
         else None
