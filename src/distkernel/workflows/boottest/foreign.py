@@ -14,12 +14,8 @@ from distkernel.core.arch import Arch
 from distkernel.core.errors import ToolError
 from distkernel.core.tools import call, require
 
-# What a scratch root of another arch gets: busybox-static for the builtin initramfs,
-# systemd-boot-efi for the uki layout's stub and the ESP's boot loader.
-ROOT_PACKAGES = ("busybox-static", "systemd-boot-efi")
 
-
-def debian_tree(arch: Arch, packages: tuple[str, ...] = ROOT_PACKAGES) -> Path:
+def debian_tree(arch: Arch, packages: tuple[str, ...]) -> Path:
     """A folder holding PACKAGES for ARCH as `dpkg-deb -x` leaves them (cached)."""
     where = cache.cache_dir("foreign", arch.debian)
     tree = where / "tree"
@@ -45,9 +41,9 @@ def debian_tree(arch: Arch, packages: tuple[str, ...] = ROOT_PACKAGES) -> Path:
     return tree
 
 
-def populate_root(root: Path, arch: Arch) -> None:
-    """Give ROOT the target arch's busybox and systemd-boot files (another arch only: a
-    native root's are the host's)."""
-    if arch.native:
+def populate_root(root: Path, arch: Arch, packages: tuple[str, ...]) -> None:
+    """Give ROOT the target arch's PACKAGES (data/qemu.toml's root_packages: busybox-static,
+    systemd-boot-efi where UEFI is tested); another arch only, a native root uses the host's."""
+    if arch.native or not packages:
         return
-    shutil.copytree(debian_tree(arch), root, symlinks=True, dirs_exist_ok=True)
+    shutil.copytree(debian_tree(arch, packages), root, symlinks=True, dirs_exist_ok=True)

@@ -141,7 +141,7 @@ def prepare(
     if firmware == "uefi":
         (root / "efi" / "EFI").mkdir(parents=True)  # the root's ESP: bls and uki go there
     root.mkdir(exist_ok=True)
-    populate_root(root, get_arch(meta.arch))  # another arch's busybox and systemd-boot
+    populate_root(root, get_arch(meta.arch), prof.root_packages)  # another arch's busybox and systemd-boot
     inst = install_package(package, root, layout=layout, initramfs="builtin", cmdline=cmdline)
     config = inst.headers_dir / ".config"
     initrd = test_initramfs(meta.kernel_release, inst.modules_dir, config, modules, init, root, work)

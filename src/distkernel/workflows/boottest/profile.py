@@ -37,6 +37,7 @@ class QemuProfile:
     kvm_cpu_flags: tuple[str, ...]
     pvh: bool
     uefi: Uefi | None
+    root_packages: tuple[str, ...] = ()  # Debian packages of this arch a scratch root gets
 
     def kernel_cmdline(self, extra: str = "") -> str:
         return " ".join([f"console={self.console}", *self.cmdline, *([extra] if extra else [])])
@@ -102,4 +103,5 @@ def profile(arch: str) -> QemuProfile:
         kvm_cpu_flags=tuple(entry["kvm_cpu_flags"]),
         pvh=bool(entry["pvh"]),
         uefi=uefi,
+        root_packages=tuple(entry.get("root_packages", ())),
     )
