@@ -32,9 +32,16 @@ def arch_root(path: Path, arch: str) -> Path:
     return path
 
 
+def _panic_lines() -> dict[str, Any]:
+    return tomllib.loads((DATA / "panic-lines.toml").read_text())
+
+
+def has_recorded_panic(arch: str) -> bool:
+    return arch in _panic_lines()
+
+
 def recorded_panic(arch: str) -> str:
-    doc = tomllib.loads((DATA / "panic-lines.toml").read_text())
-    return str(doc[arch]["line"])
+    return str(_panic_lines()[arch]["line"])
 
 
 def assert_panics(built: Built, tmp_path: Path, arch: str) -> None:
