@@ -17,6 +17,7 @@ BENCHES = [
     "bench.install_vs_hand",
     "bench.modules_together",
     "bench.boot_to_marker",
+    "bench.arches",
 ]
 
 if __name__ == "__main__":

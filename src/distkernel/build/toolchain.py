@@ -4,7 +4,7 @@ metadata and of the build cache key."""
 from __future__ import annotations
 
 from distkernel.core.arch import Arch
-from distkernel.core.tools import call
+from distkernel.core.tools import call, require_compiler
 
 # Variables a user may set that change what Kbuild produces.
 BUILD_ENV = ("KCFLAGS", "KAFLAGS", "KCPPFLAGS", "KBUILD_CFLAGS", "LLVM", "CC", "LD")
@@ -16,6 +16,9 @@ def _first_line(*argv: str) -> str:
 
 
 def toolchain_versions(arch: Arch) -> dict[str, str]:
+    """The versions recorded in the package (a cross gcc names its triplet in its first
+    line). A missing cross compiler is refused here, before any source is unpacked."""
+    require_compiler(arch)
     prefix = arch.cross_compile
     return {
         "gcc": _first_line(f"{prefix}gcc", "--version"),

@@ -18,6 +18,8 @@ class Arch:
     triplet: str
     cross_package: str
     machines: tuple[str, ...]
+    debian: str  # Debian's name for it (dpkg --print-architecture)
+    kconfig: str  # set to y in a .config of this arch
 
     @property
     def native(self) -> bool:
@@ -26,6 +28,11 @@ class Arch:
     @property
     def cross_compile(self) -> str:
         return "" if self.native else f"{self.triplet}-"
+
+    def tool(self, name: str) -> str:
+        """A binutils tool that handles this arch's files (objcopy on an arm64 PE needs
+        aarch64-linux-gnu-objcopy on an x86_64 host)."""
+        return f"{self.cross_compile}{name}"
 
     def make_args(self) -> list[str]:
         args = [f"ARCH={self.kbuild}"]

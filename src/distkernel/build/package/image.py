@@ -27,6 +27,7 @@ XLF_KERNEL_64 = 1
 class ImageKind:
     format: str
     elf_machine: int
+    entry_64: bool = True  # a bzImage with the 64-bit entry point (XLF_KERNEL_64); i386's has none
 
 
 @cache
@@ -52,7 +53,7 @@ def identify(head: bytes | bytearray) -> tuple[str, str]:
     kinds = image_kinds()
     if len(head) >= 0x240 and head[0x1FE:0x200] == b"\x55\xaa" and head[0x202:0x206] == b"HdrS":
         is64 = _u16(head, 0x206) >= 0x20C and _u16(head, 0x236) & XLF_KERNEL_64
-        return "bzImage", next((a for a, k in kinds.items() if k.format == "bzImage" and is64), "")
+        return "bzImage", next((a for a, k in kinds.items() if k.format == "bzImage" and k.entry_64 == bool(is64)), "")
     if len(head) >= 64 and head[56:60] == b"ARM\x64":
         return "arm64-image", next((a for a, k in kinds.items() if k.format == "arm64-image"), "")
     if len(head) >= 20 and head[:4] == b"\x7fELF":

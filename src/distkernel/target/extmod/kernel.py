@@ -58,4 +58,7 @@ def _arch_of(headers: Path) -> Arch | None:
     them all: then make picks the host's)."""
     present = {p.name for p in (headers / "arch").iterdir()} if (headers / "arch").is_dir() else set()
     candidates = [get_arch(name) for name in known_arches() if get_arch(name).srcarch in present]
+    if len(candidates) > 1 and (headers / ".config").is_file():  # arch/x86: x86_64 or i386
+        config = read_config(headers / ".config")
+        candidates = [a for a in candidates if config.get(a.kconfig) == "y"]
     return candidates[0] if len(candidates) == 1 else None

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from distkernel.build.config.values import parse_config
+from distkernel.core.arch import get_arch
 from distkernel.core.errors import UserError
 from distkernel.core.tools import run
 from distkernel.target.install import load_state
@@ -61,7 +62,7 @@ def _root_initrd(root: Path, k: KernelRecord, work: Path) -> bytes:
     if k.uki:
         out = work / "uki-initrd"
         run(
-            ["objcopy", "-O", "binary", "--only-section=.initrd", root / k.uki, out],
+            [get_arch(k.arch).tool("objcopy"), "-O", "binary", "--only-section=.initrd", root / k.uki, out],
             log=work / "objcopy.log",
             what="objcopy (the UKI's initrd)",
         )
@@ -97,5 +98,5 @@ def prepare_installed(
     if firmware == "uefi":
         assert prof.uefi is not None
         disk = uefi_disk(root, k, prof.uefi, both, cmdline, work)
-        return Prepared(f"OVMF + {LOADERS[k.layout]}", None, None, cmdline, disk, time.monotonic() - start)
+        return Prepared(f"{prof.uefi.name} + {LOADERS[k.layout]}", None, None, cmdline, disk, time.monotonic() - start)
     return direct_boot(prof, image, config, both, cmdline, work, start)

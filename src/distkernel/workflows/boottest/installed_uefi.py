@@ -43,7 +43,7 @@ def uefi_disk(root: Path, k: KernelRecord, uefi: Uefi, initrd: Path, cmdline: st
         files = KernelFiles(k.release, root / k.modules_dir / "vmlinuz", initrd, Path(), Path(), cmdline, k.arch)
         built = work / "uki-work"
         built.mkdir()
-        build_uki(files, target.os_release(), built / "uki.efi", built)
+        build_uki(files, target.os_release(), built / "uki.efi", built, target.root)
         shutil.copyfile(built / "uki.efi", tree / os.path.relpath(k.uki, target.esp))
         _set_default(tree, os.path.basename(k.uki))
     elif k.layout == "bls":

@@ -14,12 +14,14 @@ from pathlib import Path
 from distkernel.build.config.values import read_config
 from distkernel.build.package.format import Metadata
 from distkernel.build.package.reader import check_package
+from distkernel.core.arch import get_arch
 from distkernel.core.errors import UserError
 from distkernel.target.initramfs import InitramfsSpec, make_initramfs
 from distkernel.target.install import install_package
 from distkernel.target.install.layouts import KernelFiles
 from distkernel.target.install.layouts.uki import build_uki
 from distkernel.target.install.target import Target
+from distkernel.workflows.boottest.foreign import populate_root
 from distkernel.workflows.boottest.profile import QemuProfile
 from distkernel.workflows.boottest.pvh import extract_pvh_kernel
 from distkernel.workflows.boottest.uefi import LOADERS, build_disk
@@ -97,7 +99,7 @@ def _rebuild_uki(
     _extract(package, {f"kernel/{p.name}": p for p in (files.image, files.system_map, files.config)})
     built = work / "uki-work"
     built.mkdir()
-    build_uki(files, target.os_release(), built / "uki.efi", built)
+    build_uki(files, target.os_release(), built / "uki.efi", built, target.root)
     shutil.copyfile(built / "uki.efi", uki)
 
 
@@ -118,7 +120,8 @@ def direct_boot(
     pvh = None
     if prof.pvh and read_config(config).get("CONFIG_PVH") == "y":
         pvh = extract_pvh_kernel(image, work / "vmlinux")
-    return Prepared("pvh" if pvh else "bzImage", pvh or image, initrd, cmdline, None, time.monotonic() - start)
+    name = "pvh" if pvh else Path(get_arch(prof.arch).image).name  # bzImage, Image, vmlinux
+    return Prepared(name, pvh or image, initrd, cmdline, None, time.monotonic() - start)
 
 
 def prepare(
@@ -138,6 +141,7 @@ def prepare(
     if firmware == "uefi":
         (root / "efi" / "EFI").mkdir(parents=True)  # the root's ESP: bls and uki go there
     root.mkdir(exist_ok=True)
+    populate_root(root, get_arch(meta.arch), prof.root_packages)  # another arch's busybox and systemd-boot
     inst = install_package(package, root, layout=layout, initramfs="builtin", cmdline=cmdline)
     config = inst.headers_dir / ".config"
     initrd = test_initramfs(meta.kernel_release, inst.modules_dir, config, modules, init, root, work)
@@ -152,4 +156,4 @@ def prepare(
         assert inst.initrd is not None
         shutil.copyfile(initrd, inst.initrd)
     disk = build_disk(layout, root, target.esp, target.boot, prof.uefi, work)
-    return Prepared(f"OVMF + {LOADERS[layout]}", None, None, cmdline, disk, time.monotonic() - start)
+    return Prepared(f"{prof.uefi.name} + {LOADERS[layout]}", None, None, cmdline, disk, time.monotonic() - start)

@@ -23,6 +23,7 @@ class Uefi:
     grub_modules: Path
     grub_package: str
     systemd_boot: Path
+    name: str = "OVMF"  # the firmware's name in reports
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class QemuProfile:
     kvm_cpu_flags: tuple[str, ...]
     pvh: bool
     uefi: Uefi | None
+    root_packages: tuple[str, ...] = ()  # Debian packages of this arch a scratch root gets
 
     def kernel_cmdline(self, extra: str = "") -> str:
         return " ".join([f"console={self.console}", *self.cmdline, *([extra] if extra else [])])
@@ -94,6 +96,7 @@ def profile(arch: str) -> QemuProfile:
             Path(u["grub_modules"]),
             u["grub_package"],
             Path(u["systemd_boot"]),
+            u.get("name", "OVMF"),
         )
         if u
         else None
@@ -108,4 +111,5 @@ def profile(arch: str) -> QemuProfile:
         kvm_cpu_flags=tuple(entry["kvm_cpu_flags"]),
         pvh=bool(entry["pvh"]),
         uefi=uefi,
+        root_packages=tuple(entry.get("root_packages", ())),
     )

@@ -70,9 +70,12 @@ def esp_tree(layout: str, root: Path, esp: str, boot: str, uefi: Uefi, tree: Pat
     loader = tree / uefi.boot_path
     loader.parent.mkdir(parents=True, exist_ok=True)
     if layout in ("bls", "uki"):
-        need_file(uefi.systemd_boot, "systemd-boot-efi")
+        # The root's own systemd-boot first (another arch's root brings its own), else the host's.
+        own = root / uefi.systemd_boot.relative_to("/")
+        systemd_boot = own if own.is_file() else uefi.systemd_boot
+        need_file(systemd_boot, "systemd-boot-efi")
         _copy_tree(root / esp, tree)
-        shutil.copyfile(uefi.systemd_boot, loader)
+        shutil.copyfile(systemd_boot, loader)
     elif layout == "grub":
         # No separate /boot in the installed root: grub.cfg names /boot/..., so the
         # ESP carries the root's boot folder under the same name.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from distkernel.build.pe import align_up, copy_timestamp, pe_layout
 from distkernel.build.trust.secureboot import root_db_key, sign_for_root
+from distkernel.core.arch import get_arch
 from distkernel.core.paths import SECUREBOOT_LOG, STATE_DIR, under_root
 from distkernel.core.tools import missing_tool_error, run
 from distkernel.target.install.layouts.base import (
@@ -28,9 +29,13 @@ from distkernel.target.install.transaction import Transaction
 SIGN_LOG = SECUREBOOT_LOG
 
 
-def build_uki(files: KernelFiles, osrel: bytes, out: Path, work: Path) -> None:
+def build_uki(files: KernelFiles, osrel: bytes, out: Path, work: Path, root: Path | None = None) -> None:
     stubs: dict[str, str] = spec("uki")["stub"]
     stub = Path(stubs.get(files.arch, ""))
+    # The root's own stub first: another arch's root (arm64 installed from x86_64) has its
+    # arch's systemd-boot-efi, the host only its own.
+    if root is not None and stubs.get(files.arch) and (root / stub.relative_to("/")).is_file():
+        stub = root / stub.relative_to("/")
     if not stub.is_file():
         raise missing_tool_error(str(stub) if stubs.get(files.arch) else f"systemd-stub for {files.arch}")
     contents = {
@@ -54,7 +59,7 @@ def build_uki(files: KernelFiles, osrel: bytes, out: Path, work: Path) -> None:
         run(cmd, log=work / "ukify.log", what="ukify")
         return
     base, align, offset = pe_layout(stub, "reinstall systemd-boot-efi")
-    cmd = ["objcopy"]
+    cmd = [get_arch(files.arch).tool("objcopy")]  # the host's cannot write another arch's PE
     for name in spec("uki")["sections"]:
         if name not in paths:
             continue
@@ -70,7 +75,7 @@ def signed_uki(target: Target, files: KernelFiles, work: Path) -> tuple[Path, st
     """Build the UKI in WORK, then sign it in place when the root holds a db key, before
     it is staged: (the file, the signing certificate's subject or "" when unsigned)."""
     built = work / "uki.efi"
-    build_uki(files, target.os_release(), built, work)
+    build_uki(files, target.os_release(), built, work, target.root)
     log = under_root(target.root, SIGN_LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
     if not sign_for_root(target.root, built, log):
