@@ -88,10 +88,12 @@ class Guest:
                 self.lines.put((time.monotonic() - self.started, clean(line)))
         self.lines.put((time.monotonic() - self.started, ""))  # end of the console
 
-    def expect(self, pattern: str, timeout: float, *, what: str) -> re.Match[str]:
+    def expect(self, pattern: str, timeout: float, *, what: str, unless: str | None = None) -> re.Match[str]:
         """The first line matching PATTERN (a regex searched in each whole line) within
-        TIMEOUT seconds; a panic, qemu's exit or the deadline raise ToolError naming the log."""
+        TIMEOUT seconds; a line matching UNLESS first, a panic, qemu's exit or the
+        deadline raise ToolError naming the log."""
         rx = re.compile(pattern)
+        bad = re.compile(unless) if unless else None
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -106,6 +108,8 @@ class Guest:
             self.seen.append(line)
             if is_panic(line):
                 raise ToolError(f"{what}: kernel panic: {line.strip()}", log=self.log)
+            if bad is not None and bad.search(line):
+                raise ToolError(f"{what}: {line.strip()}", log=self.log, details=self.seen[-40:])
             m = rx.search(line)
             if m:
                 self.milestones.append(Milestone(round(t, 1), line.strip()))

@@ -11,9 +11,10 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
+from distkernel.build.trust.gate import TRUSTED_DIR
 from distkernel.core.tools import run
 from distkernel.workflows.realsys.disk import Identity, system_disk
-from distkernel.workflows.realsys.root import chroot_env
+from distkernel.workflows.realsys.root import chroot_env, unpack_root
 
 ESP_DIR = "boot/efi"
 PLAN = "etc/realsys/plan"
@@ -33,12 +34,15 @@ def _write(root: Path, rel: str, data: bytes | str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def cmdline(ident: Identity, console: str) -> str:
-    # panic=-1: a panic reboots at once, after pvpanic has told qemu (which then exits).
-    return f"root=UUID={ident.root_uuid} rw console={console} panic=-1"
+def cmdline(ident: Identity, console: str, root_device: str | None = None) -> str:
+    """ROOT_DEVICE (a /dev path) for kernels installed without an initramfs; panic=-1: a
+    panic reboots at once, after pvpanic has told qemu (which then exits)."""
+    return f"root={root_device or 'UUID=' + ident.root_uuid} rw console={console} panic=-1"
 
 
-def configure(root: Path, ident: Identity, *, console: str, plan: str | None, log: Path) -> None:
+def configure(
+    root: Path, ident: Identity, *, console: str, plan: str | None, log: Path, root_device: str | None = None
+) -> None:
     """Identity, mounts, network, the report unit and PLAN (a script run at each boot
     with the running release as $1; its output goes to the console)."""
     _write(root, "etc/machine-id", MACHINE_ID + "\n", 0o444)
@@ -49,7 +53,7 @@ def configure(root: Path, ident: Identity, *, console: str, plan: str | None, lo
         f"UUID={ident.root_uuid} / ext4 rw,errors=remount-ro 0 0\n"
         f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077 0 0\n",
     )
-    _write(root, "etc/kernel/cmdline", cmdline(ident, console) + "\n")
+    _write(root, "etc/kernel/cmdline", cmdline(ident, console, root_device) + "\n")
     _write(root, "etc/systemd/network/80-guest.network", _data("guest.network"))
     _write(root, f"etc/systemd/system/{UNIT}", _data(UNIT))
     _write(root, "usr/local/sbin/realsys-report", _data("realsys-report"), 0o755)
@@ -111,3 +115,35 @@ def make_disk(root: Path, ident: Identity, disk: Path, *, log: Path) -> Path:
         return system_disk(esp, root, disk, ident, log=log)
     finally:
         shutil.rmtree(esp, ignore_errors=True)
+
+
+def system_image(
+    work: Path,
+    package: Path,
+    *,
+    plan: str,
+    trusted: Path,
+    files: dict[str, Path],
+    root_device: str | None = None,
+    console: str = "ttyS0",
+) -> Path:
+    """The whole system in WORK/disk.img: the Debian root with distkernel, PLAN, the
+    binhost key TRUSTED, FILES (root-relative path -> file or folder to copy there),
+    systemd-boot and PACKAGE installed with the bls layout."""
+    log = work / "system.log"
+    ident = Identity.fixed(work.name)
+    root = unpack_root(work / "root", log)
+    configure(root, ident, console=console, plan=plan, log=log, root_device=root_device)
+    for rel, src in files.items():
+        if src.is_dir():
+            shutil.copytree(src, root / rel)
+        else:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, root / rel)
+    (root / TRUSTED_DIR).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(trusted, root / TRUSTED_DIR / "binhost.pub")
+    bootctl_install(root, log=log)
+    install_kernel(root, package, log=log)
+    disk = make_disk(root, ident, work / "disk.img", log=log)
+    shutil.rmtree(root)
+    return disk

@@ -1,0 +1,3 @@
+"""distkernel: Linux kernels handled like packages."""
+
+__version__ = "0.1.0"

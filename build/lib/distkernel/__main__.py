@@ -1,0 +1,3 @@
+from distkernel.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Keys, signatures, secure boot and the binhost's trust checks."""

@@ -1,0 +1,58 @@
+"""build: a recipe into one package file."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from distkernel.cli import options, render
+from distkernel.cli.config import show_report, with_overrides
+from distkernel.workflows.pipeline import build_package
+
+RECIPE = options.RECIPE
+
+
+def default_recipe() -> Path:
+    return Path(str(resources.files("distkernel.build.data").joinpath("recipes/qemu-minimal.toml")))
+
+
+@click.command()
+@click.argument("recipe", type=RECIPE)
+@options.OUT_DIR
+@options.JOBS
+@options.SET
+@click.option("--fresh", is_flag=True, help="Ignore the package cache and build in a new, empty build dir.")
+@options.STRICT
+@options.JSON
+def build(
+    recipe: Path, out: Path, jobs: int, overrides: tuple[str, ...], fresh: bool, strict: bool | None, as_json: bool
+) -> None:
+    """Build RECIPE into one package file in --out (from the cache when nothing changed)."""
+    r = with_overrides(recipe, overrides)
+    with render.progress() as p:
+        result = build_package(r, out, jobs=jobs, fresh=fresh, strict=strict, progress=p)
+    if as_json:
+        render.emit_json(
+            {
+                "package": str(result.package),
+                "cached": result.cached,
+                "key": result.key,
+                "seconds": round(result.seconds, 2),
+                "timings": result.timings,
+                "metadata": result.metadata.to_json(),
+                "config": result.report.to_json() if result.report else None,
+            }
+        )
+        return
+    if result.report and result.report.misses:
+        show_report(result.report, only_misses=True)
+    how = (
+        "from cache, make not run" if result.cached else f"built, {result.build.objects if result.build else 0} objects"
+    )
+    size = render.human_size(result.package.stat().st_size)
+    render.out.print(f"{result.package} ({size}; {how}; {result.seconds:.1f} s)", markup=False)
+
+
+COMMANDS = (build,)

@@ -1,0 +1,134 @@
+"""Where distkernel keeps its caches, and the file primitives every stage shares:
+content hashes (memoised by stat), atomic writes, locks and staged directories."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+def cache_root() -> Path:
+    """$DISTKERNEL_CACHE, else $XDG_CACHE_HOME/distkernel, else ~/.cache/distkernel."""
+    explicit = os.environ.get("DISTKERNEL_CACHE")
+    if explicit:
+        return Path(explicit).resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return (base / "distkernel").resolve()
+
+
+def cache_dir(*parts: str) -> Path:
+    path = cache_root().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_file_memo(path: Path) -> str:
+    """sha256 of a (large, rarely changing) file, remembered by its stat so that a
+    no-op build does not re-read a 140 MB source tarball."""
+    st = path.stat()
+    stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_dev}"
+    memo = cache_dir("hashes") / sha256_bytes(str(path.resolve()).encode())
+    with contextlib.suppress(OSError, ValueError):
+        saved = json.loads(memo.read_text())
+        if saved["stamp"] == stamp:
+            return str(saved["sha256"])
+    digest = sha256_file(path)
+    atomic_write_text(memo, json.dumps({"path": str(path), "stamp": stamp, "sha256": digest}))
+    return digest
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write to a sibling temporary file, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    atomic_write_bytes(path, text.encode(), mode)
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy `src` to `dst` so that `dst` is either absent or complete."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(dst.parent)
+
+
+@contextlib.contextmanager
+def flocked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on PATH (created when missing) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def locked(name: str) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock on a cache entry (`src-<key>`, `build-<id>`); lock files live
+    apart from the entries."""
+    return flocked(cache_dir("locks") / f"{name}.lock")
+
+
+@contextlib.contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty sibling directory; rename it to `final` when the block succeeds,
+    remove it when it fails. `final` must not exist yet."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = final.with_name(f".{final.name}.stage-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        yield stage
+        os.replace(stage, final)
+        fsync_dir(final.parent)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""External (out-of-tree) modules: registry, dkms.conf, rebuild for each kernel."""

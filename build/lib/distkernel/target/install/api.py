@@ -1,0 +1,229 @@
+"""The install stage's entry points: install a package, re-make one kernel's initramfs.
+Each runs under the root's lock, first finishing or undoing an interrupted transaction,
+and changes the root through one Transaction (see transaction.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from distkernel.build.package.reader import VerifiedPackage, check_package, read_head
+from distkernel.build.trust.gate import require_trusted
+from distkernel.core.errors import UserError
+from distkernel.core.paths import INSTALL_LOG, STATE_DIR, one_line, plain_name, under_root
+from distkernel.target.extmod.for_kernel import ModuleOutcome, blocks_default, build_for_kernel
+from distkernel.target.extmod.placement import depmod
+from distkernel.target.initramfs import InitramfsSpec, default_backend, make_initramfs
+from distkernel.target.install.changes import stage_removal, stage_shared
+from distkernel.target.install.layouts import KernelFiles, Placement, choose, place, refuse_foreign_files
+from distkernel.target.install.manage import run_after_commit
+from distkernel.target.install.plugins import run_hooks_before
+from distkernel.target.install.retention import to_prune
+from distkernel.target.install.state import KernelRecord, ModuleRecord, State, module_record, read_state
+from distkernel.target.install.target import Target
+from distkernel.target.install.transaction import (
+    LOCK,
+    Transaction,
+    checkpoint,
+    recover_journal,
+    root_lock,
+    transaction,
+)
+from distkernel.target.install.unpack import Destinations, write_payload
+
+LOG = INSTALL_LOG
+
+
+@dataclass(frozen=True)
+class Installation:
+    """One kernel as installed in a root; paths are absolute (under the root)."""
+
+    root: Path
+    release: str
+    layout: str
+    initramfs_backend: str
+    image: Path  # what the boot loader starts (the UKI for the uki layout)
+    initrd: Path | None
+    entries: tuple[Path, ...]  # the BLS entry or grub.cfg naming it
+    uki: Path | None
+    uki_signer: str  # subject of the db certificate that signed the UKI; "" when unsigned or no UKI
+    modules_dir: Path
+    headers_dir: Path
+    default: bool
+    cmdline: str
+    external_modules: tuple[ModuleRecord, ...] = ()
+    pruned: tuple[str, ...] = ()  # releases retention removed
+    hooks: tuple[str, ...] = ()  # the root's plugins that ran
+
+    @classmethod
+    def of(cls, root: Path, k: KernelRecord, state: State, **extra: tuple[str, ...]) -> Installation:
+        return cls(
+            root=root,
+            release=k.release,
+            layout=k.layout,
+            initramfs_backend=k.initramfs,
+            image=root / k.image,
+            initrd=root / k.initrd if k.initrd else None,
+            entries=tuple(root / e for e in (k.entry,) if e),
+            uki=root / k.uki if k.uki else None,
+            uki_signer=k.uki_signer,
+            modules_dir=root / k.modules_dir,
+            headers_dir=root / k.headers_dir,
+            default=state.default == k.release,
+            cmdline=k.cmdline,
+            external_modules=k.external_modules,
+            **extra,
+        )
+
+
+def _verified(package: Path, root: Path) -> VerifiedPackage:
+    """The package judged by the one reader (as `distkernel verify` does), then the
+    root's trust policy; nothing is written before both pass. The payload is checked
+    again as it is staged; a refusal there throws the staging away, but the lock file
+    would stay: so into a root distkernel never used, the whole package is checked
+    first (one more pass), elsewhere only its control members are."""
+    verified = read_head(package) if (root / LOCK).exists() else check_package(package)
+    require_trusted(root, verified)
+    return verified
+
+
+def install_package(
+    package: Path,
+    root: Path,
+    *,
+    layout: str | None = None,
+    initramfs: str | None = None,
+    cmdline: str | None = None,
+    keep: int = 3,
+) -> Installation:
+    """Verify PACKAGE, then install it into ROOT in one transaction; retention prunes
+    beyond KEEP; the root's hooks run after the commit."""
+    root = Path(root).resolve()
+    target = Target.probe(root)
+    verified = _verified(Path(package), root)  # before anything is written
+    release = plain_name(verified.metadata.kernel_release, f"{package}: metadata.json kernel_release")
+    chosen = choose(target, layout)
+    backend = initramfs or default_backend(root)
+    if cmdline is not None:
+        line = one_line(cmdline, "--cmdline")
+    else:
+        line = one_line(target.default_cmdline(), f"{root}/etc/kernel/cmdline")
+    one_line(target.pretty_name(), f"{root}/etc/os-release PRETTY_NAME")
+    one_line(target.machine_id, f"{root}/etc/machine-id")
+    refuse_foreign_files(target, chosen, release, read_state(root))  # checked again under the lock
+    with root_lock(root):
+        checkpoint("locked")
+        recover_journal(root)
+        old = read_state(root)
+        if release not in old.kernels and (target.path(target.modules_dir(release)).exists()):
+            raise UserError(
+                f"{root}: kernel {release} is already installed there, not by distkernel; "
+                "remove it with the tool that installed it, or build with another localversion"
+            )
+        run_hooks_before(target, "add", release, chosen)
+        with transaction(root, f"install {release}") as tx:
+            record, new = _stage_install(tx, target, verified, chosen, backend, line, old)
+            pruned = to_prune(new, keep, is_host=target.is_host)
+            for gone in pruned:
+                run_hooks_before(target, "remove", gone, new.kernels[gone].layout)
+                stage_removal(tx, new.kernels[gone])
+            new = dataclasses.replace(new, kernels={r: k for r, k in new.kernels.items() if r not in pruned})
+            new = stage_shared(tx, target, old, new)
+            checkpoint("layout")
+            tx.commit(new)
+        ran = run_after_commit(target, new, added=[record], removed=[old.kernels[r] for r in pruned])
+    return Installation.of(root, record, new, pruned=tuple(pruned), hooks=tuple(ran))
+
+
+def _stage_install(
+    tx: Transaction, target: Target, verified: VerifiedPackage, layout: str, backend: str, cmdline: str, old: State
+) -> tuple[KernelRecord, State]:
+    meta, root = verified.metadata, target.root
+    release = meta.kernel_release
+    moddir, headers = target.modules_dir(release), target.headers_dir(release)
+    base = tx.stage(f"{target.modules_base}/depmod")  # depmod -b wants BASE/lib/modules/RELEASE
+    staged_mods = base / "lib/modules" / release
+    staged_headers = tx.stage(headers)
+    work = tx.stage(f"{STATE_DIR}/work")
+    write_payload(verified, Destinations(work, staged_mods, staged_headers))
+    checkpoint("extracted")
+    (staged_mods / "build").symlink_to(os.path.relpath(root / headers, root / moddir))
+    shutil.copyfile(work / "vmlinuz", staged_mods / "vmlinuz")  # kernel-install's place; refresh rebuilds UKIs from it
+    log = under_root(root, LOG)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    depmod(staged_mods, release, log)
+    checkpoint("depmod")
+    outcomes = build_for_kernel(root, release, staged_headers, staged_mods)
+    if any(o.ok for o in outcomes):
+        depmod(staged_mods, release, log)
+    checkpoint("extmod")
+    extra = tuple(sorted({m for o in outcomes if o.ok for m in o.in_initramfs}))
+    initrd = make_initrd(backend, release, staged_mods, work / "config", work / "initrd.img", extra, root)
+    checkpoint("initramfs")
+    files = KernelFiles(release, work / "vmlinuz", initrd, work / "System.map", work / "config", cmdline, meta.arch)
+    placement = place(layout, tx, target, files)
+    previous = old.kernels.get(release)
+    if previous is not None:  # a reinstall: drop what the new placement does not rewrite
+        stage_removal(tx, previous, keep={f.path for f in placement.files} | {moddir, headers, *placement.dirs})
+    tx.put(staged_mods, moddir)
+    tx.put(staged_headers, headers)
+    tx.delete(str(base.relative_to(root)))
+    tx.delete(str(work.relative_to(root)))
+    record = _record(
+        target, meta.filename, meta.arch, release, layout, backend, cmdline, placement, outcomes, extra, old
+    )
+    bootable_default = record.release if record.bootable else old.default
+    kernels = {**old.kernels, release: record}
+    return record, State(kernels, bootable_default, old.shared, old.next_seq + 1)
+
+
+def make_initrd(
+    backend: str, release: str, moddir: Path, config: Path, out: Path, extra: tuple[str, ...], root: Path
+) -> Path | None:
+    if backend == "none":
+        return None
+    spec = InitramfsSpec(release, moddir, kernel_config=config, modules=extra)
+    return make_initramfs(backend, spec, out, root=root).path
+
+
+def _record(
+    target: Target,
+    package: str,
+    arch: str,
+    release: str,
+    layout: str,
+    backend: str,
+    cmdline: str,
+    p: Placement,
+    outcomes: Sequence[ModuleOutcome],
+    extra: tuple[str, ...],
+    old: State,
+) -> KernelRecord:
+    moddir, headers = target.modules_dir(release), target.headers_dir(release)
+    prior = old.kernels.get(release)
+    return KernelRecord(
+        release=release,
+        layout=layout,
+        package=package,
+        arch=arch,
+        seq=old.next_seq,
+        initramfs=backend,
+        cmdline=cmdline,
+        modules_dir=moddir,
+        headers_dir=headers,
+        image=p.image,
+        initrd=p.initrd,
+        entry=p.entry,
+        uki=p.uki,
+        uki_signer=p.uki_signer,
+        files=tuple(p.files),
+        dirs=(moddir, headers, *p.dirs),
+        initramfs_modules=extra,
+        known_good=prior.known_good if prior else False,
+        bootable=not blocks_default(outcomes),
+        external_modules=tuple(module_record(o) for o in outcomes),
+    )

@@ -1,0 +1,273 @@
+"""recipe -> source -> config -> compile -> package, with a content-addressed cache of
+finished packages: the same inputs never run make twice."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distkernel import __version__
+from distkernel.build.compile.kbuild import Kbuild, ccache_usable
+from distkernel.build.compile.kernel import BuildResult, compile_kernel
+from distkernel.build.config.assemble import ResolvedConfig, check_strict, config_key, resolve_config
+from distkernel.build.config.inputs import check_inputs
+from distkernel.build.config.report import ConfigReport
+from distkernel.build.package.format import FORMAT, Metadata
+from distkernel.build.package.reader import read_metadata
+from distkernel.build.package.writer import write_package
+from distkernel.build.payload import header_members, install_modules, kernel_members, module_members
+from distkernel.build.recipe import Recipe
+from distkernel.build.source import SourceTree, prepare_source, source_key
+from distkernel.build.toolchain import BUILD_ENV, toolchain_versions
+from distkernel.build.trust.modsign import link_module_key
+from distkernel.build.trust.recipe_signers import boot_image, manifest_signer, signers
+from distkernel.core import cache
+from distkernel.core.arch import get_arch
+from distkernel.core.progress import Progress, Silent
+from distkernel.core.progress import describe as describe_step
+
+
+@dataclass(frozen=True)
+class ConfigOutcome:
+    source: SourceTree
+    config: ResolvedConfig
+    kbuild: Kbuild
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    package: Path
+    metadata: Metadata
+    cached: bool  # answered from the package cache: make did not run
+    key: str
+    seconds: float
+    report: ConfigReport | None = None
+    build: BuildResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+def build_id(recipe: Recipe, skey: str) -> str:
+    k = recipe.kernel
+    return f"{k.name}-{k.arch}{'+' + k.variant if k.variant else ''}-{skey[:16]}"
+
+
+# What decides a package's bytes: the two lower layers, whole (code and data), and this
+# module. Derived from the folders rather than listed, so a file added to the build side
+# costs a rebuild, never a stale package; the target side and the CLI do not count.
+BUILD_SIDE = ("core", "build", "workflows/pipeline.py")
+
+
+def fingerprint_of(top: Path) -> str:
+    """The build side's bytes under TOP (the distkernel package folder), names included."""
+    h = hashlib.sha256()
+    files = (f for part in BUILD_SIDE for f in ([top / part] if (top / part).is_file() else (top / part).rglob("*")))
+    for f in sorted(files):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(top)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """distkernel's own build-side code and data decide the package bytes too."""
+    return fingerprint_of(Path(__file__).parent.parent)
+
+
+def inputs_key(recipe: Recipe) -> tuple[str, dict[str, object]]:
+    """Everything that decides the package's bytes, hashed."""
+    arch = get_arch(recipe.kernel.arch)
+    doc: dict[str, object] = {
+        "distkernel": __version__,
+        "code": code_fingerprint(),
+        "format": FORMAT,
+        "recipe": recipe.sha256,
+        "source": source_key(recipe),
+        "config": config_key(recipe),
+        "toolchain": toolchain_versions(arch),
+        "env": {k: os.environ[k] for k in BUILD_ENV if k in os.environ},
+        "sign": signers(recipe),  # public fingerprints: a new key is a new package
+    }
+    return cache.sha256_bytes(json.dumps(doc, sort_keys=True).encode()), doc
+
+
+def _workdir(recipe: Recipe, skey: str, fresh: bool) -> Path:
+    if fresh:
+        return cache.cache_dir("build") / f"fresh-{os.getpid()}-{time.monotonic_ns()}"
+    return cache.cache_dir("build") / build_id(recipe, skey)
+
+
+def configure(
+    recipe: Recipe, work: Path, *, strict: bool | None = None, progress: Progress | None = None
+) -> ConfigOutcome:
+    """Source and config stages; with `strict`, a requested value that did not take
+    fails here, before anything compiles."""
+    progress = progress or Silent()
+    check_inputs(recipe)
+    progress.stage("source")
+    source = prepare_source(recipe)
+    arch = get_arch(recipe.kernel.arch)
+    kb = Kbuild(source, work / "obj", arch, ccache=ccache_usable(recipe.build.ccache))
+    link_module_key(recipe, kb.build_dir)
+    progress.stage("config")
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / "config.log"
+    log.write_text("")
+    resolved = resolve_config(recipe, kb, log, progress)
+    check_strict(recipe, resolved.report, strict)
+    return ConfigOutcome(source, resolved, kb)
+
+
+def _cached(key: str) -> Path | None:
+    entry = cache.cache_dir("packages") / key
+    try:
+        record = json.loads((entry / "record.json").read_text())
+        pkg = entry / str(record["file"])
+        if cache.sha256_file(pkg) == record["sha256"]:
+            return pkg
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def _store(key: str, built: Path) -> Path:
+    entry = cache.cache_dir("packages") / key
+    target = entry / built.name
+    cache.atomic_copy(built, target)
+    record = {"file": built.name, "sha256": cache.sha256_file(target)}
+    cache.atomic_write_text(entry / "record.json", json.dumps(record, indent=1))
+    return target
+
+
+def _deliver(pkg: Path, out: Path) -> Path:
+    target = out / pkg.name
+    if target.resolve() != pkg.resolve():
+        cache.atomic_copy(pkg, target)
+    return target
+
+
+def build_package(
+    recipe: Recipe,
+    out: Path,
+    *,
+    jobs: int = 0,
+    fresh: bool = False,
+    strict: bool | None = None,
+    progress: Progress | None = None,
+) -> BuildOutcome:
+    """The package for this recipe in `out`: from the cache when nothing changed, else
+    built (in the recipe's persistent build dir, or a new one with `fresh`)."""
+    start = time.monotonic()
+    progress = progress or Silent()
+    check_inputs(recipe)
+    key, doc = inputs_key(recipe)
+    if not fresh and (hit := _cached(key)):
+        delivered = _deliver(hit, out)
+        return BuildOutcome(delivered, read_metadata(delivered), True, key, time.monotonic() - start)
+    work = _workdir(recipe, str(doc["source"]), fresh)
+    timings: dict[str, float] = {}
+    with cache.locked(f"build-{work.name}"):
+        try:
+            pkg, metadata, report, built = _build_in(
+                recipe, work, out, key, doc, jobs, strict, _Timed(progress, timings)
+            )
+        finally:
+            if fresh:
+                shutil.rmtree(work, ignore_errors=True)
+    if fresh:
+        (cache.cache_dir("locks") / f"build-{work.name}.lock").unlink(missing_ok=True)
+    timings = {k: round(v, 2) for k, v in timings.items()}
+    return BuildOutcome(pkg, metadata, False, key, time.monotonic() - start, report, built, timings)
+
+
+class _Timed:
+    """Passes progress through and records how long each stage took."""
+
+    def __init__(self, inner: Progress, timings: dict[str, float]):
+        self.inner, self.timings = inner, timings
+        self.current: str | None = None
+        self.since = time.monotonic()
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        now = time.monotonic()
+        if self.current:
+            self.timings[self.current] = self.timings.get(self.current, 0.0) + now - self.since
+        self.current, self.since = name, now
+        self.inner.stage(name, total)
+
+    def update(self, done: int, total: int | None = None) -> None:
+        self.inner.update(done, total)
+
+    def describe(self, text: str) -> None:
+        describe_step(self.inner, text)
+
+
+def _build_in(
+    recipe: Recipe,
+    work: Path,
+    out: Path,
+    key: str,
+    doc: dict[str, object],
+    jobs: int,
+    strict: bool | None,
+    progress: Progress,
+) -> tuple[Path, Metadata, ConfigReport, BuildResult]:
+    configured = configure(recipe, work, strict=strict, progress=progress)
+    jobs = jobs or recipe.build.jobs or (os.cpu_count() or 1)
+    built = compile_kernel(configured.kbuild, configured.config.sha256, jobs, work / "logs" / "build.log", progress)
+    progress.stage("package")
+    staged = make_package(recipe, configured, built, work, toolchain=dict(doc["toolchain"]))  # type: ignore[call-overload]
+    stored = _store(key, staged)
+    staged.unlink()
+    delivered = _deliver(stored, out)
+    progress.stage("done")
+    return delivered, read_metadata(delivered), configured.config.report, built
+
+
+def make_package(
+    recipe: Recipe, configured: ConfigOutcome, built: BuildResult, work: Path, toolchain: dict[str, str]
+) -> Path:
+    """Package a finished build into `work/out/`: modules_install, payload, metadata."""
+    kb, resolved = configured.kbuild, configured.config
+    moddir = install_modules(kb, built.kernel_release, work / "stage", work / "logs" / "package.log")
+    strip_dir = work / "host-tools"
+    shutil.rmtree(strip_dir, ignore_errors=True)
+    strip_dir.mkdir(parents=True)
+    image = boot_image(recipe, built.image, work, configured.source.date, work / "logs" / "package.log")
+    members = kernel_members(kb, image) + module_members(moddir) + header_members(kb, strip_dir)
+    metadata = Metadata(
+        name=recipe.kernel.name,
+        variant=recipe.kernel.variant,
+        kernel_release=built.kernel_release,
+        version=configured.source.version,
+        arch=recipe.kernel.arch,
+        recipe_sha256=recipe.sha256,
+        config_sha256=resolved.sha256,
+        source={
+            "origin": recipe.kernel.source,
+            "key": configured.source.key,
+            "patches": ", ".join(p.name for p in recipe.kernel.patches),
+        },
+        toolchain=toolchain,
+        build_date=configured.source.date,
+        sizes={},
+        image="kernel/vmlinuz",
+        modules=sorted(m.path.rsplit("/", 1)[1][:-3] for m in members if m.path.endswith(".ko")),
+        extra={
+            "signers": signers(recipe),
+            "test": {"modules": list(recipe.test.modules)},  # what `distkernel test` loads
+            "config": {
+                "base": recipe.config.base,
+                "requested": len(resolved.report.entries),
+                "missed": len(resolved.report.misses),
+            },
+        },
+        distkernel=__version__,
+    )
+    return write_package(work / "out", metadata, members, sign=manifest_signer(recipe))
