@@ -26,6 +26,11 @@ from distkernel.core.tools import run
 HOST_SOURCES = ("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list")
 
 
+def chroot_env() -> dict[str, str]:
+    """This machine's environment less pip's settings (its find-links name host folders)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+
+
 @cache
 def system_spec() -> dict[str, Any]:
     text = resources.files("distkernel.workflows.data").joinpath("realsys/system.toml").read_text()
@@ -80,6 +85,7 @@ def root_tarball(log: Path) -> Path:
                     spec["suite"], work / "root.tar", *_sources(spec["suite"]),
                 ],
                 log=log,
+                env=chroot_env(),
                 what="mmdebstrap (the Debian root)",
             )  # fmt: skip
             os.replace(work / "root.tar", final)
@@ -120,6 +126,7 @@ def unpack_root(dest: Path, log: Path) -> Path:
         ["chroot", dest, "python3", "-m", "pip", "install", "-q", "--no-deps", "--no-index",
          "--break-system-packages", inside],
         log=log,
+        env=chroot_env(),
         what="pip install (distkernel into the root)",
     )  # fmt: skip
     shutil.rmtree(wheel.parent)
