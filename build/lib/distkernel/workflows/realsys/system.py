@@ -51,7 +51,8 @@ def configure(
         root,
         "etc/fstab",
         f"UUID={ident.root_uuid} / ext4 rw,errors=remount-ro 0 0\n"
-        f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077 0 0\n",
+        # nofail: a missing ESP shows as a failed unit in the report, not as emergency mode
+        f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077,nofail,x-systemd.device-timeout=30s 0 0\n",
     )
     _write(root, "etc/kernel/cmdline", cmdline(ident, console, root_device) + "\n")
     _write(root, "etc/systemd/network/80-guest.network", _data("guest.network"))
