@@ -63,10 +63,8 @@ def configure(
     (root / ESP_DIR).mkdir(parents=True, exist_ok=True)
     env = chroot_env()
     run(["chroot", root, "systemctl", "enable", UNIT, "systemd-networkd.service"], log=log, env=env, what="systemctl")
-    # The static address is there at once; the report unit does not need to wait for it,
-    # and a getty on the serial console would hang the console up under the report.
-    masked = ["systemd-networkd-wait-online.service", f"serial-getty@{console}.service"]
-    run(["chroot", root, "systemctl", "mask", *masked], log=log, env=env, what="systemctl")
+    # A getty on the serial console would hang the console up under the report.
+    run(["chroot", root, "systemctl", "mask", f"serial-getty@{console}.service"], log=log, env=env, what="systemctl")
 
 
 # bootctl wants the ESP to be the root of a file system (and /proc for its renames): in a
