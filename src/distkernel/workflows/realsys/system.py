@@ -55,6 +55,9 @@ def configure(
         f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077,nofail,x-systemd.device-timeout=30s 0 0\n",
     )
     _write(root, "etc/kernel/cmdline", cmdline(ident, console, root_device) + "\n")
+    # Every kernel in the bls layout, in the guest too: bootctl's empty EFI/Linux would
+    # otherwise make detection choose uki for the next one.
+    _write(root, "etc/kernel/install.conf", "layout=bls\n")
     _write(root, "etc/systemd/network/80-guest.network", _data("guest.network"))
     _write(root, f"etc/systemd/system/{UNIT}", _data(UNIT))
     _write(root, "usr/local/sbin/realsys-report", _data("realsys-report"), 0o755)

@@ -1,3 +1,0 @@
-from distkernel.cli import main
-
-main()

@@ -1,1 +1,0 @@
-"""Keys, signatures, secure boot and the binhost's trust checks."""

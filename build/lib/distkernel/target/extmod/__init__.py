@@ -1,1 +1,0 @@
-"""External (out-of-tree) modules: registry, dkms.conf, rebuild for each kernel."""

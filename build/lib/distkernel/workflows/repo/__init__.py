@@ -1,1 +1,0 @@
-"""The binhost: a signed index of packages, served over HTTP, fetched by clients."""
