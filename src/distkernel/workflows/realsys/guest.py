@@ -1,0 +1,127 @@
+"""Run the real system's disk under qemu and OVMF (no -kernel, no harness initramfs),
+reading the serial console line by line into a log, with deadlines per expected line.
+
+The guest's network is qemu's user-mode network restricted to nothing (restrict=on):
+the only address it can reach is the one forwarded to a server on this machine's
+127.0.0.1 (the binhost), through a small bridge process qemu starts per connection."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distkernel.core.errors import ToolError
+from distkernel.workflows.boottest.console import LineSplitter, clean, is_panic
+from distkernel.workflows.boottest.profile import profile
+
+BINHOST_ADDR = "10.0.2.100"  # in the user-mode network, outside its DHCP range
+BINHOST_URL = f"http://{BINHOST_ADDR}/"
+
+
+def qemu_argv(disk: Path, vars_copy: Path, *, memory_mib: int, binhost_port: int | None) -> list[str]:
+    """The boot test's UEFI line for x86_64 (TCG), but a guest that reboots stays up and
+    has memory for a compiler; a virtio NIC only when there is a binhost to reach."""
+    prof = profile("x86_64")
+    argv = prof.uefi_argv("tcg", disk, vars_copy)
+    argv = [a for a in argv if a != "-no-reboot"]
+    argv[argv.index("-m") + 1] = str(memory_mib)
+    if binhost_port is not None:
+        bridge = f"{sys.executable} -m distkernel.workflows.realsys.bridge 127.0.0.1 {binhost_port}"
+        argv += [
+            "-netdev", f"user,id=net0,restrict=on,guestfwd=tcp:{BINHOST_ADDR}:80-cmd:{bridge}",
+            "-device", "virtio-net-pci,netdev=net0",
+        ]  # fmt: skip
+    return argv
+
+
+@dataclass
+class Milestone:
+    seconds: float  # since qemu started
+    line: str
+
+
+@dataclass
+class Guest:
+    """A running guest; `expect` waits for a console line, `milestones` keeps what matched."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    started: float
+    lines: queue.Queue[tuple[float, str]] = field(default_factory=queue.Queue)
+    milestones: list[Milestone] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, disk: Path, work: Path, *, memory_mib: int = 1024, binhost_port: int | None = None) -> Guest:
+        prof = profile("x86_64")
+        assert prof.uefi is not None
+        vars_copy = work / "OVMF_VARS.fd"
+        if not vars_copy.exists():  # kept across boots of one system, like a machine's NVRAM
+            shutil.copyfile(prof.uefi.vars, vars_copy)
+        argv = qemu_argv(disk, vars_copy, memory_mib=memory_mib, binhost_port=binhost_port)
+        log = work / "console.log"
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        guest = cls(proc, log, time.monotonic())
+        with open(log, "ab") as f:
+            f.write(("$ " + " ".join(argv) + "\n").encode())
+        threading.Thread(target=guest._read, daemon=True).start()
+        return guest
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        splitter = LineSplitter()
+        with open(self.log, "ab") as f:
+            while chunk := os.read(self.proc.stdout.fileno(), 65536):
+                f.write(chunk)
+                f.flush()
+                for line in splitter.feed(chunk):
+                    self.lines.put((time.monotonic() - self.started, clean(line)))
+            for line in splitter.flush():
+                self.lines.put((time.monotonic() - self.started, clean(line)))
+        self.lines.put((time.monotonic() - self.started, ""))  # end of the console
+
+    def expect(self, pattern: str, timeout: float, *, what: str, unless: str | None = None) -> re.Match[str]:
+        """The first line matching PATTERN (a regex searched in each whole line) within
+        TIMEOUT seconds; a line matching UNLESS first, a panic, qemu's exit or the
+        deadline raise ToolError naming the log."""
+        rx = re.compile(pattern)
+        bad = re.compile(unless) if unless else None
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ToolError(f"{what}: no console line matching {pattern!r} within {timeout:g} s", log=self.log)
+            try:
+                t, line = self.lines.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            if line == "" and self.proc.poll() is not None and self.lines.empty():
+                raise ToolError(f"{what}: qemu exited ({self.proc.returncode}) before {pattern!r}", log=self.log)
+            self.seen.append(line)
+            if is_panic(line):
+                raise ToolError(f"{what}: kernel panic: {line.strip()}", log=self.log)
+            if bad is not None and bad.search(line):
+                raise ToolError(f"{what}: {line.strip()}", log=self.log, details=self.seen[-40:])
+            m = rx.search(line)
+            if m:
+                self.milestones.append(Milestone(round(t, 1), line.strip()))
+                return m
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ToolError(f"qemu did not exit within {timeout:g} s", log=self.log) from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

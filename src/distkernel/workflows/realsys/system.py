@@ -1,0 +1,151 @@
+"""Make an unpacked Debian root a bootable system: who it is (machine id, fstab, kernel
+command line), its network and the report unit, a kernel installed by distkernel with
+the bls layout, systemd-boot installed by the root's own bootctl; then its disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from importlib import resources
+from pathlib import Path
+
+from distkernel.build.trust.gate import TRUSTED_DIR
+from distkernel.core.tools import run
+from distkernel.workflows.realsys.disk import Identity, system_disk
+from distkernel.workflows.realsys.root import chroot_env, unpack_root
+
+ESP_DIR = "boot/efi"
+PLAN = "etc/realsys/plan"
+# A fixed machine id: entry paths ({token}) are the same at every run.
+MACHINE_ID = uuid.uuid5(uuid.NAMESPACE_URL, "distkernel:realsys:machine").hex
+UNIT = "realsys-report.service"
+
+
+def _data(name: str) -> bytes:
+    return resources.files("distkernel.workflows.data").joinpath(f"realsys/{name}").read_bytes()
+
+
+def _write(root: Path, rel: str, data: bytes | str, mode: int = 0o644) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    path.chmod(mode)
+
+
+def cmdline(ident: Identity, console: str, root_device: str | None = None) -> str:
+    """ROOT_DEVICE (a /dev path) for kernels installed without an initramfs; panic=-1: a
+    panic reboots at once, after pvpanic has told qemu (which then exits)."""
+    return f"root={root_device or 'UUID=' + ident.root_uuid} rw console={console} panic=-1"
+
+
+def configure(
+    root: Path, ident: Identity, *, console: str, plan: str | None, log: Path, root_device: str | None = None
+) -> None:
+    """Identity, mounts, network, the report unit and PLAN (a script run at each boot
+    with the running release as $1; its output goes to the console)."""
+    _write(root, "etc/machine-id", MACHINE_ID + "\n", 0o444)
+    _write(root, "etc/hostname", "realsys\n")
+    _write(
+        root,
+        "etc/fstab",
+        f"UUID={ident.root_uuid} / ext4 rw,errors=remount-ro 0 0\n"
+        # nofail: a missing ESP shows as a failed unit in the report, not as emergency mode
+        f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077,nofail,x-systemd.device-timeout=30s 0 0\n",
+    )
+    _write(root, "etc/kernel/cmdline", cmdline(ident, console, root_device) + "\n")
+    # Every kernel in the bls layout, in the guest too: bootctl's empty EFI/Linux would
+    # otherwise make detection choose uki for the next one.
+    _write(root, "etc/kernel/install.conf", "layout=bls\n")
+    _write(root, "etc/systemd/network/80-guest.network", _data("guest.network"))
+    _write(root, f"etc/systemd/system/{UNIT}", _data(UNIT))
+    _write(root, "usr/local/sbin/realsys-report", _data("realsys-report"), 0o755)
+    if plan is not None:
+        _write(root, PLAN, plan, 0o755)
+    (root / ESP_DIR).mkdir(parents=True, exist_ok=True)
+    env = chroot_env()
+    run(["chroot", root, "systemctl", "enable", UNIT, "systemd-networkd.service"], log=log, env=env, what="systemctl")
+    # A getty on the serial console would hang the console up under the report.
+    run(["chroot", root, "systemctl", "mask", f"serial-getty@{console}.service"], log=log, env=env, what="systemctl")
+
+
+# bootctl wants the ESP to be the root of a file system (and /proc for its renames): in a
+# private mount namespace that ends with the command, a tmpfs stands in for the ESP and
+# what bootctl wrote is copied out into the root's ESP folder.
+BOOTCTL_SH = """set -e
+mkdir -p "$2"
+mount -t tmpfs tmpfs "$1/$3"
+mount -t proc proc "$1/proc"
+chroot "$1" bootctl install --esp-path="/$3" --no-variables
+cp -a "$1/$3/." "$2/"
+"""
+
+
+def bootctl_install(root: Path, *, log: Path) -> None:
+    """systemd-boot onto the root's ESP folder by the root's own bootctl, with no EFI
+    variables set (the firmware starts the removable-media path bootctl also writes)
+    and the partition checks relaxed (SYSTEMD_RELAX_ESP_CHECKS): there is no disk yet."""
+    out = root.parent / f".{root.name}-bootctl"
+    shutil.rmtree(out, ignore_errors=True)
+    run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", BOOTCTL_SH, "sh", root, out, ESP_DIR],
+        log=log,
+        env={**chroot_env(), "SYSTEMD_RELAX_ESP_CHECKS": "1"},
+        what="bootctl install",
+    )
+    shutil.copytree(out, root / ESP_DIR, dirs_exist_ok=True)
+    shutil.rmtree(out)
+
+
+def install_kernel(root: Path, package: Path, *, layout: str = "bls", log: Path) -> None:
+    run(
+        [sys.executable, "-m", "distkernel", "install", package, "--root", root, "--layout", layout,
+         "--initramfs", "builtin"],
+        log=log,
+        what="distkernel install",
+    )  # fmt: skip
+
+
+def make_disk(root: Path, ident: Identity, disk: Path, *, log: Path) -> Path:
+    """The ESP's files move out of the root (its folder stays, as the mount point)."""
+    esp = root.parent / f"{root.name}-esp"
+    shutil.rmtree(esp, ignore_errors=True)
+    os.replace(root / ESP_DIR, esp)
+    (root / ESP_DIR).mkdir()
+    try:
+        return system_disk(esp, root, disk, ident, log=log)
+    finally:
+        shutil.rmtree(esp, ignore_errors=True)
+
+
+def system_image(
+    work: Path,
+    package: Path,
+    *,
+    plan: str,
+    trusted: Path,
+    files: dict[str, Path],
+    root_device: str | None = None,
+    console: str = "ttyS0",
+) -> Path:
+    """The whole system in WORK/disk.img: the Debian root with distkernel, PLAN, the
+    binhost key TRUSTED, FILES (root-relative path -> file or folder to copy there),
+    systemd-boot and PACKAGE installed with the bls layout."""
+    log = work / "system.log"
+    ident = Identity.fixed(work.name)
+    root = unpack_root(work / "root", log)
+    configure(root, ident, console=console, plan=plan, log=log, root_device=root_device)
+    for rel, src in files.items():
+        if src.is_dir():
+            shutil.copytree(src, root / rel)
+        else:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, root / rel)
+    (root / TRUSTED_DIR).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(trusted, root / TRUSTED_DIR / "binhost.pub")
+    bootctl_install(root, log=log)
+    install_kernel(root, package, log=log)
+    disk = make_disk(root, ident, work / "disk.img", log=log)
+    shutil.rmtree(root)
+    return disk
