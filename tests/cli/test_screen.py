@@ -49,7 +49,8 @@ def test_list_shows_the_release_whole(installed_root: Path, tmp_path: Path, cols
         assert f"  package: {package}" in s.lines
     else:  # a table
         assert s.lines[0].split() == [
-            "kernel", "layout", "default", "known-good", "initramfs", "ext.", "modules", "secure", "boot", "package"
+            "kernel", "layout", "default", "known-good", "boot", "initramfs", "ext.", "modules", "secure", "boot",
+            "package",
         ]  # fmt: skip
 
 

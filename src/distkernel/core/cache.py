@@ -12,6 +12,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from distkernel.core.errors import ToolError
+
 CHUNK = 1 << 20
 
 
@@ -105,7 +107,13 @@ def flocked(path: Path) -> Iterator[None]:
     """An exclusive advisory lock on PATH (created when missing) for the block."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        except OSError as e:  # ENOSYS: a kernel built without CONFIG_FILE_LOCKING
+            raise ToolError(
+                f"{path}: cannot lock it ({e.strerror}); the running kernel needs file locking "
+                "(CONFIG_FILE_LOCKING=y, which the systemd feature profile brings)"
+            ) from None
         try:
             yield
         finally:

@@ -104,6 +104,13 @@ def test_layout_from_install_conf_and_detection(pkg: Path, tmp_path: Path) -> No
     (detected / "boot/grub").mkdir()
     (detected / "boot/grub/grub.cfg").write_text("")
     assert install_package(pkg, detected, initramfs="none").layout == "grub"
+    for name, uki, layout in (("bootctl", False, "bls"), ("ukis", True, "uki")):
+        fresh = make_root(tmp_path / name)  # what `bootctl install` leaves: an empty EFI/Linux
+        for folder in ("efi/EFI/Linux", "efi/loader/entries", "efi/EFI/systemd"):
+            (fresh / folder).mkdir(parents=True)
+        if uki:
+            (fresh / "efi/EFI/Linux/other-6.1.efi").write_bytes(b"MZ")  # someone's UKI
+        assert install_package(pkg, fresh, initramfs="none").layout == layout
 
 
 def test_bad_layout_in_install_conf_is_one_line(pkg: Path, tmp_path: Path) -> None:

@@ -97,6 +97,6 @@ def choose(target: Target, requested: str | None) -> str:
             )
         return aliases[conf]
     for rule in data["detect"]:
-        if any((target.root / target.fmt(p, "")).exists() for p in rule["exists"]):
+        if any(next(target.root.glob(target.fmt(p, "")), None) is not None for p in rule["exists"]):
             return str(rule["layout"])
     return str(data["fallback"])
