@@ -1,6 +1,6 @@
 # The two commands a new user runs (see README.md). Both bootstrap first: that step
 # installs only what is missing, so it costs nothing on a ready machine.
-.PHONY: demo test lint bench bootstrap
+.PHONY: demo test test-extended lint bench bootstrap
 
 bootstrap:
 	./bootstrap
@@ -10,6 +10,10 @@ demo: bootstrap
 
 test: bootstrap
 	.venv/bin/python -m pytest
+
+# The long walks `make test` leaves out (pyproject.toml's `extended` marker).
+test-extended: bootstrap
+	.venv/bin/python -m pytest -m extended
 
 lint: bootstrap
 	.venv/bin/ruff check src tests bench

@@ -13,7 +13,7 @@ from tests.arches.boots import TIMEOUT, arch_root, assert_panics, assert_reprodu
 from tests.arches.conftest import RECIPES
 from tests.conftest import DATA, Built, cli
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.extended]
 
 
 def test_package_records_i386_and_its_cross_toolchain(i386_package: Built) -> None:

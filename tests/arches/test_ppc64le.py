@@ -17,6 +17,7 @@ from tests.conftest import DATA, Built, cli
 # recorded its panic line in data/panic-lines.toml (and shown the console and power-off work).
 pytestmark = [
     pytest.mark.kernel,
+    pytest.mark.extended,
     pytest.mark.skipif(not has_recorded_panic("ppc64le"), reason="ppc64le not yet boot-verified"),
 ]
 

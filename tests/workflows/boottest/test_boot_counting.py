@@ -31,7 +31,7 @@ from distkernel.workflows.boottest.testinit import MARKER, init_script
 from tests.conftest import DEFAULT_RECIPE, Built, cli
 from tests.target.install.helpers import make_root
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.extended]
 
 GOOD_CMDLINE = "console=ttyS0 panic=1"
 # No init in the initramfs and no root disk: the kernel panics, then reboots after 1 s.

@@ -88,6 +88,7 @@ def _report(guest: Guest, release: str) -> None:
 
 
 @pytest.mark.kernel
+@pytest.mark.extended
 def test_a_real_debian_system_boots_upgrades_in_place_and_rebuilds_its_module(
     rich_package: Built, tmp_path: Path, keys: KeySet
 ) -> None:

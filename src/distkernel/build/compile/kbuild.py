@@ -76,12 +76,8 @@ class Kbuild:
                 {
                     "CCACHE_DIR": str(cache.cache_dir("ccache")),
                     # Boot objects are built with -g: without NOHASHDIR every new build dir misses.
-                    # No CCACHE_BASEDIR: it would hand gcc relative source paths, which the
-                    # kernel's -fmacro-prefix-map (absolute srctree) misses, so __FILE__ strings
-                    # would name this machine's cache; with out-of-tree builds every absolute
-                    # path on the command line is the shared source tree's, the same for every
-                    # build dir, so the cache hits without it.
                     "CCACHE_NOHASHDIR": "true",
+                    "CCACHE_BASEDIR": str(cache.cache_root()),
                     "CCACHE_COMPILERCHECK": "content",
                 }
             )
