@@ -159,12 +159,12 @@ def download_to(
     h = hashlib.sha256()
     got = 0
     report = transfer(os.path.basename(urllib.parse.urlsplit(url).path) or url)
-    request = urllib.request.Request(url, headers=dict(headers or {}))
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
     status, etag, modified, total = 200, "", "", None
     watch.start()
     try:
+        request = urllib.request.Request(url, headers=dict(headers or {}))  # ValueError: not a URL
+        if offset:
+            request.add_header("Range", f"bytes={offset}-")
         with _opener(watch).open(request, timeout=deadline) as response:
             status = response.status
             etag, modified = response.headers.get("ETag", ""), response.headers.get("Last-Modified", "")
