@@ -36,7 +36,7 @@ def _write(root: Path, rel: str, data: bytes | str, mode: int = 0o644) -> None:
 
 def cmdline(ident: Identity, console: str, root_device: str | None = None) -> str:
     """ROOT_DEVICE (a /dev path) for kernels installed without an initramfs; panic=-1: a
-    panic reboots at once, after pvpanic has told qemu (which then exits)."""
+    panic reboots at once (into the boot loader: a kernel on trial then spends a try)."""
     return f"root={root_device or 'UUID=' + ident.root_uuid} rw console={console} panic=-1"
 
 
