@@ -119,7 +119,7 @@ def _plan_lines(guest: Guest, step: str, timeout: float) -> list[str]:
     """The plan's lines (prefix removed) printed before `step: STEP`, which this waits for."""
     n = len(guest.seen)
     guest.expect(f"REALSYS plan: step: {step}$", timeout, what=step, unless=PLAN_FAILED)
-    return [line.strip().removeprefix("REALSYS plan: ") for line in guest.seen[n:-1] if "REALSYS plan: " in line]
+    return [line.split("REALSYS plan: ", 1)[1].strip() for line in guest.seen[n:-1] if "REALSYS plan: " in line]
 
 
 def _kernel_line(lines: list[str], release: str) -> str:
