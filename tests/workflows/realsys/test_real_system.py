@@ -15,7 +15,7 @@
    acting, systemd-boot tries it 3 times (each panic reboots) and the machine comes back
    up on the known-good kernel; `distkernel list` in the guest says the trial is BAD.
 
-Run alone: pytest -s tests/workflows/realsys (the console milestones are printed)."""
+Run alone: pytest -s -m extended tests/workflows/realsys (the console milestones are printed)."""
 
 from __future__ import annotations
 
