@@ -28,10 +28,16 @@ BINHOST_URL = f"http://{BINHOST_ADDR}/"
 
 def qemu_argv(disk: Path, vars_copy: Path, *, memory_mib: int, binhost_port: int | None) -> list[str]:
     """The boot test's UEFI line for x86_64 (TCG), but a guest that reboots stays up and
-    has memory for a compiler; a virtio NIC only when there is a binhost to reach."""
+    has memory for a compiler; a virtio NIC only when there is a binhost to reach. A
+    panic does not end qemu either (no pvpanic exit): the kernel reboots (panic=N) and
+    the firmware starts the boot loader again, as a machine does, so a kernel that
+    panics can be tried again and fall back."""
     prof = profile("x86_64")
     argv = prof.uefi_argv("tcg", disk, vars_copy)
     argv = [a for a in argv if a != "-no-reboot"]
+    n = len(prof.panic_args)
+    at = next(i for i in range(len(argv)) if argv[i : i + n] == list(prof.panic_args))
+    del argv[at : at + n]
     argv[argv.index("-m") + 1] = str(memory_mib)
     if binhost_port is not None:
         bridge = f"{sys.executable} -m distkernel.workflows.realsys.bridge 127.0.0.1 {binhost_port}"
@@ -88,10 +94,12 @@ class Guest:
                 self.lines.put((time.monotonic() - self.started, clean(line)))
         self.lines.put((time.monotonic() - self.started, ""))  # end of the console
 
-    def expect(self, pattern: str, timeout: float, *, what: str, unless: str | None = None) -> re.Match[str]:
+    def expect(
+        self, pattern: str, timeout: float, *, what: str, unless: str | None = None, panics: bool = False
+    ) -> re.Match[str]:
         """The first line matching PATTERN (a regex searched in each whole line) within
-        TIMEOUT seconds; a line matching UNLESS first, a panic, qemu's exit or the
-        deadline raise ToolError naming the log."""
+        TIMEOUT seconds; a line matching UNLESS first, a panic (unless PANICS: a panic
+        is expected), qemu's exit or the deadline raise ToolError naming the log."""
         rx = re.compile(pattern)
         bad = re.compile(unless) if unless else None
         deadline = time.monotonic() + timeout
@@ -106,7 +114,7 @@ class Guest:
             if line == "" and self.proc.poll() is not None and self.lines.empty():
                 raise ToolError(f"{what}: qemu exited ({self.proc.returncode}) before {pattern!r}", log=self.log)
             self.seen.append(line)
-            if is_panic(line):
+            if is_panic(line) and not panics:
                 raise ToolError(f"{what}: kernel panic: {line.strip()}", log=self.log)
             if bad is not None and bad.search(line):
                 raise ToolError(f"{what}: {line.strip()}", log=self.log, details=self.seen[-40:])

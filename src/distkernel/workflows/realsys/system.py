@@ -36,7 +36,7 @@ def _write(root: Path, rel: str, data: bytes | str, mode: int = 0o644) -> None:
 
 def cmdline(ident: Identity, console: str, root_device: str | None = None) -> str:
     """ROOT_DEVICE (a /dev path) for kernels installed without an initramfs; panic=-1: a
-    panic reboots at once, after pvpanic has told qemu (which then exits)."""
+    panic reboots at once (into the boot loader: a kernel on trial then spends a try)."""
     return f"root={root_device or 'UUID=' + ident.root_uuid} rw console={console} panic=-1"
 
 
@@ -51,8 +51,10 @@ def configure(
         root,
         "etc/fstab",
         f"UUID={ident.root_uuid} / ext4 rw,errors=remount-ro 0 0\n"
-        # nofail: a missing ESP shows as a failed unit in the report, not as emergency mode
-        f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077,nofail,x-systemd.device-timeout=30s 0 0\n",
+        # As Debian's installer writes it, not nofail: the ESP is then mounted before
+        # local-fs.target, which systemd-bless-boot.service waits for (with nofail it ran
+        # before the mount, found no ESP and failed, leaving the boot counted).
+        f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077,x-systemd.device-timeout=30s 0 1\n",
     )
     _write(root, "etc/kernel/cmdline", cmdline(ident, console, root_device) + "\n")
     # Every kernel in the bls layout, in the guest too: bootctl's empty EFI/Linux would
