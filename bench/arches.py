@@ -11,12 +11,10 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from bench.common import DISTKERNEL, ROOT, ratio, report, sh, timed
+from bench.common import DISTKERNEL, ROOT, marker_seconds, ratio, report, sh, timed
 from distkernel.build.package.reader import read_metadata
 from distkernel.core.arch import get_arch
 from distkernel.workflows.boottest.prepare import prepare
@@ -42,19 +40,7 @@ def hand_boot(arch: str, kernel: Path, initrd: Path, token: str, timeout: float 
     """Seconds until the marker line of the hand-written qemu line for ARCH."""
     argv = [*HAND[arch].split(), "-kernel", str(kernel), "-initrd", str(initrd)]
     argv += ["-append", f"console={profile(arch).console} panic=-1"]
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    try:
-        for raw in proc.stdout:
-            if raw.decode(errors="replace").strip() == f"{MARKER} {token}":
-                return time.monotonic() - start
-            if time.monotonic() - start > timeout:
-                break
-    finally:
-        proc.kill()
-        proc.wait()
-    raise SystemExit(f"bench: the hand-written {arch} boot of {kernel} printed no marker")
+    return marker_seconds(argv, f"{MARKER} {token}", timeout, f"the hand-written {arch} boot of {kernel}")
 
 
 def cold_build(arch: str, out: Path) -> float:

@@ -9,12 +9,11 @@ import argparse
 import json
 import secrets
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh
+from bench.common import DEFAULT_RECIPE, DISTKERNEL, marker_seconds, ratio, report, sh
 from distkernel.build.package.reader import read_metadata
 from distkernel.workflows.boottest.prepare import prepare
 from distkernel.workflows.boottest.profile import profile
@@ -26,19 +25,7 @@ def hand_boot(kernel: Path, initrd: Path, token: str, timeout: float = 120) -> f
     """A hand-written qemu line; seconds until the marker line."""
     argv = ["qemu-system-x86_64", "-kernel", str(kernel), "-initrd", str(initrd)]
     argv += ["-append", "console=ttyS0 panic=-1", "-nographic", "-no-reboot", "-m", "256", "-net", "none"]
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    try:
-        for raw in proc.stdout:
-            if raw.decode(errors="replace").strip() == f"{MARKER} {token}":
-                return time.monotonic() - start
-            if time.monotonic() - start > timeout:
-                break
-    finally:
-        proc.kill()
-        proc.wait()
-    raise SystemExit(f"bench: the hand-written boot of {kernel} printed no marker")
+    return marker_seconds(argv, f"{MARKER} {token}", timeout, f"the hand-written boot of {kernel}")
 
 
 def ours(pkg: Path, *args: str) -> tuple[float, float, dict[str, object]]:

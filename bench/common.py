@@ -43,3 +43,20 @@ def report(name: str, doc: dict[str, Any]) -> dict[str, Any]:
 
 def ratio(ours: float, baseline: float) -> float:
     return round(ours / baseline, 3) if baseline else float("inf")
+
+
+def marker_seconds(argv: list[str], marker: str, timeout: float, what: str) -> float:
+    """Run a hand-written qemu line; seconds until its console prints the line MARKER."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        for raw in proc.stdout:
+            if raw.decode(errors="replace").strip() == marker:
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    raise SystemExit(f"bench: {what} printed no marker")
