@@ -132,7 +132,12 @@ class CuttingRelay:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # close() alone does not wake a thread blocked in accept(): the socket would keep
+        # listening after the test, and a later test's server could be handed its port
+        # (a client of that server then reached this relay and was reset).
+        self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        self._thread.join()
 
     def _accept(self) -> None:
         while True:
