@@ -45,6 +45,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def tree_sha256(top: Path, parts: tuple[str, ...]) -> str:
+    """The bytes of the files under TOP's PARTS (folders, whole, or single files), names
+    included, cache folders excluded: a fingerprint of code that decides a cache entry."""
+    h = hashlib.sha256()
+    files = (f for part in parts for f in ([top / part] if (top / part).is_file() else (top / part).rglob("*")))
+    for f in sorted(files):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(top)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def sha256_file_memo(path: Path) -> str:
     """sha256 of a (large, rarely changing) file, remembered by its stat so that a
     no-op build does not re-read a 140 MB source tarball."""

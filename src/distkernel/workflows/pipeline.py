@@ -4,7 +4,6 @@ finished packages: the same inputs never run make twice."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -65,12 +64,7 @@ BUILD_SIDE = ("core", "build", "workflows/pipeline.py")
 
 def fingerprint_of(top: Path) -> str:
     """The build side's bytes under TOP (the distkernel package folder), names included."""
-    h = hashlib.sha256()
-    files = (f for part in BUILD_SIDE for f in ([top / part] if (top / part).is_file() else (top / part).rglob("*")))
-    for f in sorted(files):
-        if f.is_file() and "__pycache__" not in f.parts:
-            h.update(str(f.relative_to(top)).encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
+    return cache.tree_sha256(top, BUILD_SIDE)
 
 
 @functools.cache

@@ -82,4 +82,4 @@ def _grub(tree: Path, target: Target, k: KernelRecord, initrd: Path, cmdline: st
     shutil.copyfile(initrd, tree / rel)
     one = dataclasses.replace(k, cmdline=cmdline, initrd=rel)
     (tree / target.boot / "grub").mkdir(parents=True, exist_ok=True)
-    (tree / target.boot / "grub/grub.cfg").write_bytes(render(target, State({k.release: one}, k.release)))
+    (tree / target.boot / "grub/grub.cfg").write_bytes(render(target, State({k.release: one}, k.release), timeout=0))

@@ -19,7 +19,9 @@ from distkernel.core.errors import UserError
 from distkernel.target.initramfs import InitramfsSpec, make_initramfs
 from distkernel.target.install import install_package
 from distkernel.target.install.layouts import KernelFiles
+from distkernel.target.install.layouts.grub import config_path, render
 from distkernel.target.install.layouts.uki import build_uki
+from distkernel.target.install.manage import load_state
 from distkernel.target.install.target import Target
 from distkernel.workflows.boottest.foreign import populate_root
 from distkernel.workflows.boottest.profile import QemuProfile
@@ -35,6 +37,7 @@ class Prepared:
     cmdline: str
     disk: Path | None  # UEFI boots
     seconds: float
+    cached: bool = False  # copied from a preparation kept by content
 
     def argv(self, prof: QemuProfile, accel: str, vars_copy: Path | None) -> list[str]:
         if self.disk is not None:
@@ -155,5 +158,7 @@ def prepare(
     else:
         assert inst.initrd is not None
         shutil.copyfile(initrd, inst.initrd)
+    if layout == "grub":  # the one kernel starts at once: a test never waits out a menu
+        target.path(config_path(target)).write_bytes(render(target, load_state(root), timeout=0))
     disk = build_disk(layout, root, target.esp, target.boot, prof.uefi, work)
     return Prepared(f"{prof.uefi.name} + {LOADERS[layout]}", None, None, cmdline, disk, time.monotonic() - start)

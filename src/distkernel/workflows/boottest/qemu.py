@@ -24,8 +24,9 @@ from distkernel.workflows.boottest.console import (
     phase_after,
 )
 
-# After the marker the init powers off at once; after a panic the trace follows. Either
-# way qemu normally exits by itself; this is how long we wait before stopping it.
+# After a panic the trace follows and qemu normally exits by itself; this is how long we
+# wait for it before stopping it. After the marker nothing the test judges follows (the
+# init's power-off), so qemu is stopped at once.
 GRACE_S = 2.0
 
 
@@ -100,7 +101,7 @@ def run_qemu(
                         progress.update(int(time.monotonic() - start), total)
                     if marker_s is None and is_marker(line, token):
                         marker_s = time.monotonic() - start
-                        stop_at = min(stop_at, time.monotonic() + GRACE_S)
+                        stop_at = time.monotonic()
                     elif marker_s is None and is_panic(line):
                         stop_at = min(stop_at, time.monotonic() + GRACE_S)
         lines.extend(splitter.flush())

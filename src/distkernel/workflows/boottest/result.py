@@ -39,6 +39,7 @@ class BootResult:
     modules: tuple[str, ...]  # what the init loaded
     attempts: tuple[Attempt, ...]
     prepare_s: float  # install, initramfs, disk image
+    prepare_cached: bool = False  # kept from an earlier test of the same bytes
 
     @property
     def final(self) -> Attempt:
@@ -76,6 +77,7 @@ class BootResult:
             "passed": self.passed,
             "marker_s": self.final.marker_s,
             "prepare_s": round(self.prepare_s, 3),
+            "prepare_cached": self.prepare_cached,
             "console_log": str(self.final.console_log) if self.final.console_log else None,
             "attempts": [
                 {

@@ -23,8 +23,9 @@ from distkernel.core.tools import require
 from distkernel.workflows.boottest import accel as accels
 from distkernel.workflows.boottest.console import FLAKY, classify
 from distkernel.workflows.boottest.installed import check_installed, installed_kernel, prepare_installed
-from distkernel.workflows.boottest.preflight import check_kernel, check_modules, installed_modules, judge_package
+from distkernel.workflows.boottest.preflight import check_kernel, check_modules, installed_modules
 from distkernel.workflows.boottest.prepare import Prepared, prepare
+from distkernel.workflows.boottest.prepcache import cached_prepare, judged, prepared_key
 from distkernel.workflows.boottest.profile import QemuProfile, profile
 from distkernel.workflows.boottest.qemu import run_qemu
 from distkernel.workflows.boottest.result import Attempt, BootResult
@@ -153,7 +154,7 @@ def boot_test(
 ) -> BootResult:
     """Boot PACKAGE installed into a scratch root with the chosen layout."""
     layout = check_options(opts)
-    meta, config = judge_package(package)  # the whole package judged before anything runs
+    meta, config = judged(package)  # the whole package judged before anything runs
     prof = qemu_profile(meta.arch, opts.firmware)
     check_kernel(str(package), config, opts.firmware)
     if opts.modules is not None:
@@ -164,19 +165,25 @@ def boot_test(
         check_modules(str(package), modules, meta.modules, option="metadata test.modules")
     case = Case(package, meta.name, meta.kernel_release, meta.arch, layout)
 
-    def make(work: Path, init: str) -> Prepared:
-        cmdline = prof.kernel_cmdline(opts.append)
-        return prepare(
-            package,
-            meta,
-            prof,
-            firmware=opts.firmware,
-            layout=layout,
-            cmdline=cmdline,
-            init=init,
-            modules=modules,
-            work=work,
-        )
+    cmdline = prof.kernel_cmdline(opts.append)
+    key = prepared_key(package, firmware=opts.firmware, layout=layout, cmdline=cmdline, modules=modules, init=opts.init)
+
+    def make(work: Path, token: str) -> tuple[Prepared, str]:
+        def fresh(token: str) -> Prepared:
+            init = opts.init if opts.init is not None else init_script(meta.kernel_release, modules, token)
+            return prepare(
+                package,
+                meta,
+                prof,
+                firmware=opts.firmware,
+                layout=layout,
+                cmdline=cmdline,
+                init=init,
+                modules=modules,
+                work=work,
+            )
+
+        return cached_prepare(key, work, token, fresh)
 
     return _boot(case, prof, modules, opts, make, on_attempt, progress)
 
@@ -202,11 +209,13 @@ def boot_installed(
     modules = opts.modules or ()
     case = Case(root, k.package, k.release, k.arch, k.layout)
 
-    def make(work: Path, init: str) -> Prepared:
+    def make(work: Path, token: str) -> tuple[Prepared, str]:
         cmdline = prof.kernel_cmdline(opts.append)
-        return prepare_installed(
+        init = opts.init if opts.init is not None else init_script(k.release, modules, token)
+        ready = prepare_installed(
             root, k, prof, firmware=opts.firmware, cmdline=cmdline, init=init, modules=modules, work=work
         )
+        return ready, token
 
     check_modules(f"kernel {k.release} in {root}", modules, installed_modules(root / k.modules_dir), option="--module")
     return _boot(case, prof, modules, opts, make, on_attempt, progress)
@@ -217,7 +226,7 @@ def _boot(
     prof: QemuProfile,
     modules: tuple[str, ...],
     opts: BootOptions,
-    make: Callable[[Path, str], Prepared],
+    make: Callable[[Path, str], tuple[Prepared, str]],
     on_attempt: Callable[[Attempt], None] | None,
     progress: Progress | None,
 ) -> BootResult:
@@ -231,8 +240,7 @@ def _boot(
     try:
         with tempfile.TemporaryDirectory(prefix="distkernel-test-", dir=scratch_dir()) as tmp:
             work = Path(tmp)
-            init = opts.init if opts.init is not None else init_script(case.release, modules, token)
-            ready = make(work, init)
+            ready, token = make(work, token)  # a kept preparation brings its own token
             while len(attempts) <= opts.retries:
                 n = len(attempts) + 1
                 attempt, hung = _attempt(prof, ready, chosen.name, token, opts, logs, n, work, progress)
@@ -270,4 +278,5 @@ def _boot(
         modules=modules,
         attempts=tuple(attempts),
         prepare_s=ready.seconds,
+        prepare_cached=ready.cached,
     )

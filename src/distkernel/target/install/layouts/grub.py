@@ -140,12 +140,18 @@ def menuentry(target: Target, k: KernelRecord) -> list[str]:
     return lines
 
 
-def render(target: Target, state: State) -> bytes:
+def config_path(target: Target) -> str:
+    return target.fmt(spec("grub")["config"], "")
+
+
+def render(target: Target, state: State, *, timeout: int | None = None) -> bytes:
+    """Our grub.cfg for STATE; TIMEOUT (seconds of menu) overrides the layout's."""
     default, _ = group_default(state, ("grub",))
     kernels = [k for k in state.ordered() if k.layout == "grub"]
     kernels.sort(key=lambda k: k is not default)  # stable: default first, then newest first
     s = spec("grub")
-    lines = [*HEADER, f"set timeout={s['timeout']}", *(f"insmod {m}" for m in s["insmod"])]
+    wait = s["timeout"] if timeout is None else timeout
+    lines = [*HEADER, f"set timeout={wait}", *(f"insmod {m}" for m in s["insmod"])]
     found = trial(state)
     if found is not None:
         lines += trial_lines(*found)
