@@ -116,19 +116,33 @@ def atomic_copy(src: Path, dst: Path) -> None:
 @contextlib.contextmanager
 def flocked(path: Path) -> Iterator[None]:
     """An exclusive advisory lock on PATH (created when missing) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        except OSError as e:  # ENOSYS: a kernel built without CONFIG_FILE_LOCKING
-            raise ToolError(
-                f"{path}: cannot lock it ({e.strerror}); the running kernel needs file locking "
-                "(CONFIG_FILE_LOCKING=y, which the systemd feature profile brings)"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            except OSError as e:  # ENOSYS: a kernel built without CONFIG_FILE_LOCKING
+                raise ToolError(
+                    f"{path}: cannot lock it ({e.strerror}); the running kernel needs file locking "
+                    "(CONFIG_FILE_LOCKING=y, which the systemd feature profile brings)"
+                ) from None
+            try:
+                # The holder may remove the lock file before letting go (a refused first
+                # install leaves the root as it found it): a lock on a removed file is none.
+                if _is_file_at(f.fileno(), path):
+                    yield
+                    return
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_ino, st.st_dev) == (own.st_ino, own.st_dev)
 
 
 def locked(name: str) -> contextlib.AbstractContextManager[None]:

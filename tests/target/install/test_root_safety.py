@@ -310,3 +310,26 @@ def test_the_root_given_through_a_symlink_still_works(pkg: Path, tmp_path: Path)
     os.symlink(real, tmp_path / "via")
     install_package(pkg, tmp_path / "via", layout="bls", initramfs="none")
     consistent(real)
+
+
+def test_a_first_install_refused_in_its_payload_leaves_the_root_as_it_was(pkg: Path, tmp_path: Path) -> None:
+    """The payload is judged once, as it is staged: a member that does not match the
+    manifest, late in the stream, is refused there, and a root distkernel never used
+    keeps no lock file and no state folder."""
+    from tests.target.install.test_hostile import rebuild
+
+    def tamper(members: list) -> None:  # type: ignore[type-arg]
+        info, data = members[-1]
+        members[-1] = (info, data + b"tampered")
+        info.size = len(data) + len(b"tampered")
+
+    bad = rebuild(pkg, tmp_path / "bad.tar.zst", tamper)
+    root = make_root(tmp_path / "root")
+    before = snapshot(root)
+    refused(cli("install", bad, "--root", root, "--layout", "plain"), str(bad))
+    assert snapshot(root) == before and not (root / "var").exists()
+    # In a root distkernel uses, the lock stays (another command may wait on it).
+    install_package(pkg, root, layout="plain")
+    used = snapshot(root)
+    refused(cli("install", bad, "--root", root, "--layout", "plain"), str(bad))
+    assert snapshot(root) == used

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from distkernel.build.package.reader import VerifiedPackage, check_package, read_head
+from distkernel.build.package.reader import VerifiedPackage, read_head
 from distkernel.build.trust.gate import require_trusted
 from distkernel.core.errors import UserError
 from distkernel.core.paths import INSTALL_LOG, STATE_DIR, one_line, plain_name, under_root
@@ -26,9 +26,10 @@ from distkernel.target.install.retention import to_prune
 from distkernel.target.install.state import KernelRecord, ModuleRecord, State, module_record, read_state
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import (
-    LOCK,
     Transaction,
     checkpoint,
+    folders_a_lock_makes,
+    forget_first_lock,
     recover_journal,
     root_lock,
     transaction,
@@ -81,12 +82,11 @@ class Installation:
 
 
 def _verified(package: Path, root: Path) -> VerifiedPackage:
-    """The package judged by the one reader (as `distkernel verify` does), then the
-    root's trust policy; nothing is written before both pass. The payload is checked
-    again as it is staged; a refusal there throws the staging away, but the lock file
-    would stay: so into a root distkernel never used, the whole package is checked
-    first (one more pass), elsewhere only its control members are."""
-    verified = read_head(package) if (root / LOCK).exists() else check_package(package)
+    """The package's control members judged by the one reader, then the root's trust
+    policy; nothing is written before both pass. The payload is judged as it is staged
+    (one pass): a refusal there throws the staging away, and in a root distkernel never
+    used, the lock file made for it too."""
+    verified = read_head(package)
     require_trusted(root, verified)
     return verified
 
@@ -115,27 +115,39 @@ def install_package(
     one_line(target.pretty_name(), f"{root}/etc/os-release PRETTY_NAME")
     one_line(target.machine_id, f"{root}/etc/machine-id")
     refuse_foreign_files(target, chosen, release, read_state(root))  # checked again under the lock
+    made = folders_a_lock_makes(root)
     with root_lock(root):
-        checkpoint("locked")
-        recover_journal(root)
-        old = read_state(root)
-        if release not in old.kernels and (target.path(target.modules_dir(release)).exists()):
-            raise UserError(
-                f"{root}: kernel {release} is already installed there, not by distkernel; "
-                "remove it with the tool that installed it, or build with another localversion"
-            )
-        run_hooks_before(target, "add", release, chosen)
-        with transaction(root, f"install {release}") as tx:
-            record, new = _stage_install(tx, target, verified, chosen, backend, line, old)
-            pruned = to_prune(new, keep, is_host=target.is_host)
-            for gone in pruned:
-                run_hooks_before(target, "remove", gone, new.kernels[gone].layout)
-                stage_removal(tx, new.kernels[gone])
-            new = dataclasses.replace(new, kernels={r: k for r, k in new.kernels.items() if r not in pruned})
-            new = stage_shared(tx, target, old, new)
-            checkpoint("layout")
-            tx.commit(new)
-        ran = run_after_commit(target, new, added=[record], removed=[old.kernels[r] for r in pruned])
+        try:
+            return _install_locked(target, verified, chosen, backend, line, keep)
+        except BaseException:
+            forget_first_lock(root, made)
+            raise
+
+
+def _install_locked(
+    target: Target, verified: VerifiedPackage, chosen: str, backend: str, line: str, keep: int
+) -> Installation:
+    root, release = target.root, verified.metadata.kernel_release
+    checkpoint("locked")
+    recover_journal(root)
+    old = read_state(root)
+    if release not in old.kernels and (target.path(target.modules_dir(release)).exists()):
+        raise UserError(
+            f"{root}: kernel {release} is already installed there, not by distkernel; "
+            "remove it with the tool that installed it, or build with another localversion"
+        )
+    run_hooks_before(target, "add", release, chosen)
+    with transaction(root, f"install {release}") as tx:
+        record, new = _stage_install(tx, target, verified, chosen, backend, line, old)
+        pruned = to_prune(new, keep, is_host=target.is_host)
+        for gone in pruned:
+            run_hooks_before(target, "remove", gone, new.kernels[gone].layout)
+            stage_removal(tx, new.kernels[gone])
+        new = dataclasses.replace(new, kernels={r: k for r, k in new.kernels.items() if r not in pruned})
+        new = stage_shared(tx, target, old, new)
+        checkpoint("layout")
+        tx.commit(new)
+    ran = run_after_commit(target, new, added=[record], removed=[old.kernels[r] for r in pruned])
     return Installation.of(root, record, new, pruned=tuple(pruned), hooks=tuple(ran))
 
 

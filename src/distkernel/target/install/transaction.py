@@ -51,6 +51,29 @@ def root_lock(root: Path) -> contextlib.AbstractContextManager[None]:
     return flocked(under_root(root, LOCK))
 
 
+def folders_a_lock_makes(root: Path) -> list[str]:
+    """The state folder and those above it that locking ROOT would create, deepest first."""
+    made, here = [], Path(paths.STATE_DIR)
+    while here.name and not os.path.lexists(root / here):
+        made.append(str(here))
+        here = here.parent
+    return made
+
+
+def forget_first_lock(root: Path, made: list[str]) -> None:
+    """A refused first command in ROOT leaves it as it was: the lock file goes, and the
+    folders MADE for it, when nothing else was written into the state folder. Called
+    while holding the lock (a waiter then finds its lock file gone and takes a new one)."""
+    if not made:
+        return
+    with contextlib.suppress(OSError):
+        if os.listdir(under_root(root, paths.STATE_DIR)) != [os.path.basename(LOCK)]:
+            return
+        under_root(root, LOCK).unlink()
+        for rel in made:
+            os.rmdir(under_root(root, rel))
+
+
 def keep_reserve(root: Path) -> None:
     """Keep RESERVE_BYTES allocated under the state folder, so that on a full disk the
     journal and state of a remove, a mark-good or a rollback still fit: a write that
