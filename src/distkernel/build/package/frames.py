@@ -10,12 +10,14 @@ is byte for byte the one a single frame would hold. Signing writes a new head an
 tail (a few KiB) and copies the payload frame's compressed bytes as they are; the
 tail moves with the head because the padding rounds the whole archive to a record.
 
-Here: the tar bytes of a member and of the tail, and `spans`, which finds the frames
-of a file from their headers and block headers alone (nothing is decompressed)."""
+Here: the tar bytes of a member (written, or `copied` from a tar being read) and of the
+tail, and `spans`, which finds the frames of a file from their headers and block
+headers alone (nothing is decompressed). `writer.write_frames` writes the three."""
 
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import zstandard
@@ -43,6 +45,16 @@ def padding(size: int) -> bytes:
 
 def member(info: tarfile.TarInfo, data: bytes) -> bytes:
     return header(info) + data + padding(len(data))
+
+
+def copied(tar: tarfile.TarFile, info: tarfile.TarInfo, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """INFO, a member of TAR being read, as tar bytes in pieces (its data streamed)."""
+    yield header(info)
+    data = tar.extractfile(info) if info.isfile() else None
+    if data is not None:
+        while piece := data.read(chunk):
+            yield piece
+        yield padding(info.size)
 
 
 def tail(length: int) -> bytes:

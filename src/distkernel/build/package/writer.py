@@ -92,6 +92,14 @@ def payload_frame(raw: BinaryIO, pieces: Iterable[bytes]) -> int:
     return length
 
 
+def write_frames(raw: BinaryIO, control: bytes, payload: Iterable[bytes]) -> None:
+    """A package's three frames (frames.py) to RAW: CONTROL, the head's tar bytes; the
+    PAYLOAD members' tar bytes, in pieces; the tail."""
+    raw.write(compress_frame(control))
+    length = len(control) + payload_frame(raw, payload)
+    raw.write(compress_frame(frames.tail(length)))
+
+
 def _payload(members: list[Member], manifest: Manifest, date: int) -> Iterator[bytes]:
     for m in members:
         if m.link is not None:
@@ -162,9 +170,7 @@ def write_package(
     control = head(meta_bytes, manifest_bytes, sign(manifest_bytes) if sign is not None else None, date)
     try:
         with open(tmp, "wb") as raw:
-            raw.write(compress_frame(control))
-            length = len(control) + payload_frame(raw, _payload(members, manifest, date))
-            raw.write(compress_frame(frames.tail(length)))
+            write_frames(raw, control, _payload(members, manifest, date))
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, final)

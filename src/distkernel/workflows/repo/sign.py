@@ -22,7 +22,7 @@ import zstandard
 from distkernel.build.package import frames
 from distkernel.build.package.format import SIGNATURE, canonical_json
 from distkernel.build.package.reader import PackageError, VerifiedPackage, check_package, read_head
-from distkernel.build.package.writer import compress_frame, head, payload_frame
+from distkernel.build.package.writer import compress_frame, head, write_frames
 from distkernel.build.trust.keys import load_package_private, public_fingerprint
 from distkernel.build.trust.signing import TrustedKey, check_signature, signer
 from distkernel.core import cache
@@ -101,12 +101,7 @@ def _members(tar: tarfile.TarFile) -> Iterator[bytes]:
     for index, info in enumerate(tar):
         if index < 2 or (index == 2 and info.name == SIGNATURE):
             continue
-        yield frames.header(info)
-        data = tar.extractfile(info) if info.isfile() else None
-        if data is not None:
-            while chunk := data.read(COPY):
-                yield chunk
-            yield frames.padding(info.size)
+        yield from frames.copied(tar, info, COPY)
 
 
 def _rewrite(src: Path, dst: Path, sign: Callable[[bytes], bytes]) -> None:
@@ -119,9 +114,7 @@ def _rewrite(src: Path, dst: Path, sign: Callable[[bytes], bytes]) -> None:
         tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), mode="r|") as tar,
         open(dst, "wb") as out,
     ):
-        out.write(compress_frame(new_head))
-        length = len(new_head) + payload_frame(out, _members(tar))
-        out.write(compress_frame(frames.tail(length)))
+        write_frames(out, new_head, _members(tar))
         out.flush()
         os.fsync(out.fileno())
 
