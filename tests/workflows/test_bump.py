@@ -1,19 +1,24 @@
 """`distkernel bump` against a kernel.org-style mirror made here (signed with a key made
 here, served on 127.0.0.1): several series at once, pins rewritten in place, a
-changelog entry, one commit per series; nothing new changes nothing."""
+changelog entry, one commit per series; nothing new changes nothing. A savedconfig
+brought forward across series on real Debian trees (6.1 to 6.12)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zstandard
 
+from distkernel.build.feeds import debian
 from distkernel.workflows.bump import edit_kernel_values
-from tests.conftest import assert_user_facing_error, cli, env_with
+from tests.conftest import Built, assert_user_facing_error, cli, env_with
 from tests.feedmirror import Mirror, make_key, serving, url_recipe
+from tests.hostile import snapshot
 
 
 @pytest.fixture
@@ -117,3 +122,87 @@ def test_edit_keeps_comments_and_adds_a_missing_key() -> None:
     out = edit_kernel_values(text, {"version": "6.12.117-1~deb12u1"})
     assert out == text.replace("# series\n", '# series\nversion = "6.12.117-1~deb12u1"\n')
     assert edit_kernel_values(out, {"version": "6.12.118-1"}) == out.replace("117-1~deb12u1", "118-1")
+
+
+def test_bump_writes_nothing_when_a_savedconfig_cannot_be_brought_forward(
+    world: tuple[Mirror, Path, Path], tmp_path: Path
+) -> None:
+    """The mirror's tiny trees have no Kconfig: the config upgrade fails after the feed
+    answered, and the folder stays as it was (no pin moved, no config, no changelog)."""
+    m, _, recipes = world
+    m.add("6.1.8", tmp_path / "work")
+    (recipes / "saved").mkdir()
+    (recipes / "saved" / "config-6.1.7").write_text("CONFIG_64BIT=y\n")
+    with open(recipes / "a61.toml", "a") as f:
+        f.write('savedconfig = "saved"\n')
+    before = snapshot(recipes)
+    run = cli("bump", recipes, env=env_with(DISTKERNEL_CACHE=str(tmp_path / "cache")))
+    assert run.code in (2, 3) and "Traceback" not in run.err, run.err
+    assert run.err.startswith("distkernel: error: "), run.err
+    assert snapshot(recipes) == before
+
+
+def kconfig_new(tree: Path, config: Path, work: Path) -> list[str]:
+    """What Kbuild's own `make listnewconfig` asks of CONFIG on TREE."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / ".config").write_text(config.read_text())
+    done = subprocess.run(
+        ["make", "-s", "-C", tree, f"O={work}", "ARCH=x86_64", "listnewconfig"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line.split("=", 1)[0] for line in done.stdout.splitlines() if line.startswith("CONFIG_")]
+
+
+def test_bump_brings_a_savedconfig_forward_on_real_debian_trees(default_package: Built, tmp_path: Path) -> None:
+    """A recipe pinned to an older linux-source-6.12 of Debian's archive whose savedconfig
+    holds a real 6.1 config (the default kernel's): bump moves the pin and brings the
+    config forward on the real 6.12 tree. The new questions are exactly what Kbuild's
+    listnewconfig asks, each with the value olddefconfig chose, in the output, the
+    changelog and the commit message; the new config leaves Kbuild nothing to ask."""
+    name = "linux-source-6.12"
+    found = debian.versions(name)
+    assert len(found) >= 2, f"apt knows {found} of {name}: run apt-get update"
+    old, newest = found[1], found[0]
+    kernels = tmp_path / "kernels"
+    (kernels / "saved").mkdir(parents=True)
+    old_config = kernels / "saved" / f"config-{default_package.metadata['version']}"
+    with open(default_package.package, "rb") as raw:
+        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for info in tar:
+                if info.name == "kernel/config":
+                    old_config.write_bytes(tar.extractfile(info).read())  # type: ignore[union-attr]
+                    break
+    (kernels / "sc.toml").write_text(
+        f'[kernel]\nname = "sc"\nsource = "debian:{name}"\nversion = "{old}"\narch = "x86_64"\n\n'
+        '[config]\nsavedconfig = "saved"\n'
+    )
+    subprocess.run(["git", "init", "-q", kernels], check=True)
+    git(kernels, "add", ".")
+    git(kernels, "commit", "-qm", "recipes")
+    env = env_with(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    run = cli("bump", kernels, "--commit", "--json", env=env)
+    assert run.code == 0, run.err
+    (bumped,) = json.loads(run.out)["bumped"]
+    new_config = kernels / "saved" / f"config-{debian.upstream(newest)}"
+    assert (bumped["from"], bumped["to"], bumped["config"]) == (old, newest, str(new_config))
+    asked = {q["option"]: q["value"] for q in bumped["questions"]}
+
+    from distkernel.build.config.values import read_config
+    from distkernel.build.recipe import load_recipe
+    from distkernel.build.source import prepare_source
+
+    tree = prepare_source(load_recipe(kernels / "sc.toml")).path  # the pinned 6.12 tree, from the cache
+    assert asked and set(asked) == set(kconfig_new(tree, old_config, tmp_path / "o1"))
+    values = read_config(new_config)
+    assert all(values.get(option, "n") == value for option, value in asked.items())
+    assert kconfig_new(tree, new_config, tmp_path / "o2") == []
+    changelog = (kernels / "CHANGELOG.md").read_text()
+    message = git(kernels, "log", "-1", "--format=%B")
+    assert message.startswith(f"linux 6.12: bump to {newest}\n")
+    for option, value in asked.items():
+        assert f"new question {option}={value}" in changelog and f"  {option}={value}" in message
+    assert git(kernels, "status", "--porcelain") == ""
+    assert new_config.name in git(kernels, "show", "--stat", "--format=", "HEAD")

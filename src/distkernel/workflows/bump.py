@@ -15,7 +15,7 @@ from typing import Any
 
 from distkernel.build.feeds import debian, kernelorg
 from distkernel.build.recipe import load_recipe
-from distkernel.build.recipe_model import Recipe, find_line
+from distkernel.build.recipe_model import KernelSpec, Recipe, find_line
 from distkernel.core import cache
 from distkernel.core.errors import UserError
 from distkernel.core.tools import call
@@ -27,6 +27,11 @@ CHANGELOG = "CHANGELOG.md"
 class Pin:
     version: str
     values: dict[str, str]  # [kernel] key -> new value
+
+    def apply(self, k: KernelSpec) -> KernelSpec:
+        """K as the rewritten recipe will give it."""
+        v = self.values
+        return replace(k, version=v["version"], sha256=v.get("sha256", k.sha256), source=v.get("source", k.source))
 
 
 @dataclass(frozen=True)
@@ -137,23 +142,30 @@ def edit_kernel_values(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def _forward_config(recipe: Recipe, new: Recipe) -> tuple[Path | None, tuple[tuple[str, str, str], ...], str]:
-    """The newest savedconfig, brought to the new source by the config upgrade and saved
-    as config-<new version> beside it."""
+@dataclass(frozen=True)
+class Forwarded:
+    """A savedconfig brought forward, not yet written into the recipes' folder."""
+
+    config: Path  # the upgraded config (in the cache)
+    saved: Path  # where it goes: <savedconfig>/config-<new version>
+    questions: tuple[tuple[str, str, str], ...]  # option, value chosen, prompt
+    summary: str
+
+
+def _forward_config(recipe: Recipe, kernel: KernelSpec) -> Forwarded | None:
+    """The newest savedconfig of RECIPE brought to KERNEL's source by the config upgrade."""
     folder = recipe.config.savedconfig
     if folder is None:
-        return None, (), ""
+        return None
     from distkernel.build.config.savedconfig import version_tuple
     from distkernel.build.config.upgrade import upgrade
 
     saved = sorted((p for p in folder.glob("config-*") if p.is_file()), key=lambda p: version_tuple(p.name[7:]))
     if not saved:
-        return None, (), ""
-    done = upgrade(saved[-1], new.kernel.source, new.kernel.arch, "bump.log", kernel=new.kernel)
-    out = folder / f"config-{done.version}"
-    cache.atomic_write_text(out, done.config.read_text())
+        return None
+    done = upgrade(saved[-1], kernel.source, kernel.arch, "bump.log", kernel=kernel)
     questions = tuple((k, v, prompt) for k, (v, prompt) in done.questions.items())
-    return out, questions, done.summary()
+    return Forwarded(done.config, folder / f"config-{done.version}", questions, done.summary())
 
 
 def _changelog_entry(series: str, items: list[Bumped], today: str) -> str:
@@ -220,13 +232,16 @@ def bump(folder: Path, series: tuple[str, ...] = (), commit: bool = False) -> Bu
             plans.append((recipe, pin))
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     by_series: dict[str, list[Bumped]] = {}
-    for recipe, pin in plans:  # every feed answered before the first file changes
-        text = recipe.path.read_text()
-        cache.atomic_write_text(recipe.path, edit_kernel_values(text, pin.values))
-        new = load_recipe(recipe.path)
-        config, questions, summary = _forward_config(recipe, new)
+    # Every feed answered and every config brought forward before the first file changes:
+    # a source that cannot be fetched or a config that cannot be upgraded leaves the folder as it was.
+    forwarded = [_forward_config(recipe, pin.apply(recipe.kernel)) for recipe, pin in plans]
+    for (recipe, pin), fwd in zip(plans, forwarded, strict=True):
+        cache.atomic_write_text(recipe.path, edit_kernel_values(recipe.path.read_text(), pin.values))
         b = Bumped(recipe.path, recipe.kernel.series, recipe.kernel.version, pin.version, pin.values)
-        by_series.setdefault(b.series, []).append(replace(b, config=config, questions=questions, summary=summary))
+        if fwd is not None:
+            cache.atomic_write_text(fwd.saved, fwd.config.read_text())
+            b = replace(b, config=fwd.saved, questions=fwd.questions, summary=fwd.summary)
+        by_series.setdefault(b.series, []).append(b)
     commits = []
     for s, items in sorted(by_series.items()):
         log = _write_changelog(folder, _changelog_entry(s, items, today))

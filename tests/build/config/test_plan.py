@@ -157,3 +157,11 @@ def test_a_symbol_the_plan_shows_takes_its_default(tree: Tree) -> None:
     assert plan(tree, off, "FE", "m") == ["CONFIG_BUS=m", "CONFIG_AUTOSEL=n", "CONFIG_FE=m"]
     # An =n the plan added for a symbol it never shows is left out.
     assert plan(tree, off, "BUS", "m") == ["CONFIG_BUS=m"]
+
+
+def test_a_negated_constant_is_no_way_not_an_endless_search(tmp_path: Path) -> None:
+    """`depends on !y`: nothing can satisfy it, and the search says so instead of pushing
+    the `!` into the constant until Python's recursion limit (which a 6.1 config brought
+    to the real 6.12 x86 tree hit)."""
+    (tmp_path / "Kconfig").write_text('config NEVER\n\tbool "never"\n\tdepends on !y\n')
+    assert plan(parse_tree(tmp_path, "x86"), {}, "NEVER", "y") is None

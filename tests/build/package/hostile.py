@@ -54,7 +54,7 @@ class Hostile:
     def of(cls, package: Path) -> Hostile:
         entries: list[Entry] = []
         with open(package, "rb") as f:
-            stream = zstandard.ZstdDecompressor().stream_reader(f)
+            stream = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for info in tar:
                     data = tar.extractfile(info).read() if info.isfile() else b""  # type: ignore[union-attr]

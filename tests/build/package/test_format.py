@@ -77,7 +77,7 @@ def test_output_is_deterministic_across_dirs_and_worker_counts(tmp_path: Path, m
 def repack(src: Path, dst: Path, change) -> None:  # type: ignore[no-untyped-def]
     """Rewrite a package member by member through `change(info, data) -> (info, data) | None`
     (GNU tar, as the writer makes it)."""
-    raw = zstandard.ZstdDecompressor().decompress(src.read_bytes(), max_output_size=1 << 30)
+    raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(src.read_bytes()), read_across_frames=True).read()
     out = io.BytesIO()
     with (
         tarfile.open(fileobj=io.BytesIO(raw)) as tin,

@@ -209,7 +209,7 @@ def base_members(default_package: Built) -> None:
         return
     with (
         open(default_package.package, "rb") as f,
-        tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f), mode="r|") as tar,
+        tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), mode="r|") as tar,
     ):
         _BASE.append([(info, tar.extractfile(info).read() if info.isfile() else b"") for info in tar])  # type: ignore[union-attr]
 

@@ -51,7 +51,9 @@ def members(package: Path) -> dict[str, bytes]:
     out = {}
     with (
         open(package, "rb") as raw,
-        tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(raw), mode="r|") as tar,
+        tarfile.open(
+            fileobj=zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), mode="r|"
+        ) as tar,
     ):
         for info in tar:
             f = tar.extractfile(info) if info.isfile() else None

@@ -64,7 +64,10 @@ def with_metadata(package: Path, out: Path, sign: Callable[[bytes], bytes] | Non
     """PACKAGE re-packed with metadata FIELDS changed (manifest hash kept consistent, and
     signed again with SIGN when given), as a hostile builder would make it: the writer
     itself refuses such metadata."""
-    with open(package, "rb") as f, tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f), mode="r|") as t:
+    with (
+        open(package, "rb") as f,
+        tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), mode="r|") as t,
+    ):
         members = [(i, t.extractfile(i).read() if i.isfile() else b"") for i in t]  # type: ignore[union-attr]
     doc = json.loads(members[0][1])
     doc.update(fields)

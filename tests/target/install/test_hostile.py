@@ -20,7 +20,10 @@ from tests.target.install.helpers import fake_package, make_root
 def rebuild(good: Path, out: Path, edit_members, edit_manifest=None) -> Path:  # type: ignore[no-untyped-def]
     """Re-pack a good package with members changed by `edit_members(list)` (and the manifest)."""
     members: list[tuple[tarfile.TarInfo, bytes]] = []
-    with open(good, "rb") as f, tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f), mode="r|") as tar:
+    with (
+        open(good, "rb") as f,
+        tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), mode="r|") as tar,
+    ):
         for info in tar:
             data = tar.extractfile(info).read() if info.isfile() else b""  # type: ignore[union-attr]
             members.append((info, data))

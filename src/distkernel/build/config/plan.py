@@ -246,7 +246,10 @@ class Planner:
             inner = e[1]
             if inner[0] == "sym":
                 return self._lower(inner[1], 2 - want, state, by)
-            return self._satisfy(negate(inner), want, state, by)
+            pushed = negate(inner)
+            if pushed == e:  # nothing to push the negation into (`!y`, say): no way
+                return None
+            return self._satisfy(pushed, want, state, by)
         if kind == "cmp":
             return self._compare(e, state, by)
         if kind == "const" and e[1] == "m" and want == 1:

@@ -1,7 +1,8 @@
-"""A package's archive read as a stream, strictly: one complete zstd frame (checked to
-its end and its checksum, nothing after it), holding a tar in exactly the GNU form the
-writer makes. Nothing is buffered whole: the decompressor is fed 512 bytes at a time,
-so even a frame of zeros yields at most 16 MiB per step.
+"""A package's archive read as a stream, strictly: whole zstd frames one after the other
+(each checked to its end and its checksum; the frame that ends the archive is the last
+thing in the file; frames.py says how the writer cuts them), holding a tar in exactly
+the GNU form the writer makes. Nothing is buffered whole: the decompressor is fed 512
+bytes at a time, so even a frame of zeros yields at most 16 MiB per step.
 
 Refused here: a stream that is not zstd, cut short or followed by anything; a header
 whose checksum is wrong, that is not GNU tar (POSIX ustar magic, a PAX record, the
@@ -57,7 +58,7 @@ class Header:
 
 
 class _Zstd:
-    """The decompressed bytes of one zstd frame, in pieces."""
+    """The decompressed bytes of a run of zstd frames, in pieces, one frame at a time."""
 
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
@@ -75,11 +76,11 @@ class _Zstd:
             self.started = True
             if data[:4] != ZSTD_MAGIC:
                 raise Unreadable("a gzip stream, not zstd" if data[:2] == b"\x1f\x8b" else "not zstd-compressed")
-        self.raw = memoryview(data)
+        self.raw = memoryview(bytes(self.raw) + data) if self.raw else memoryview(data)
         return bool(data)
 
     def read(self) -> bytes:
-        """At least one byte, or b"" once the frame has ended (complete, nothing after it)."""
+        """At least one byte of the current frame, or b"" once that frame has ended."""
         out: list[bytes] = []
         size = 0
         while size < READ and not self.ended:
@@ -95,9 +96,29 @@ class _Zstd:
                 size += len(got)
             if self.d.eof:
                 self.ended = True
-                if self.d.unused_data or self.raw or self._more_raw():
-                    raise Unreadable("data after the end of the zstd frame")
+                self.raw = memoryview(self.d.unused_data + bytes(self.raw))
         return b"".join(out)
+
+    def next_frame(self) -> bool:
+        """Start the frame after the one that ended: False at the end of the file; refused
+        when what follows is not a zstd frame."""
+        assert self.ended
+        while len(self.raw) < len(ZSTD_MAGIC) and self._more_raw():
+            pass
+        if not self.raw:
+            return False
+        if self.raw[: len(ZSTD_MAGIC)] != ZSTD_MAGIC:
+            raise Unreadable("data after the end of the zstd frame")
+        self.d = zstandard.ZstdDecompressor().decompressobj()
+        self.ended = False
+        return True
+
+    def last_frame(self) -> None:
+        """The current frame, read to its end, must be the last thing in the file."""
+        while self.read():
+            pass
+        if self.next_frame():
+            raise Unreadable("data after the end of the zstd frame")
 
 
 def _number(field: bytes, what: str) -> int:
@@ -133,6 +154,8 @@ class TarStream:
         while len(self.buf) - self.pos < n:
             more = self.z.read()
             if not more:
+                if self.z.next_frame():
+                    continue
                 return False
             self.buf = self.buf[self.pos :] + more
             self.pos = 0
@@ -155,6 +178,7 @@ class TarStream:
                 break
         if len(rest) > RECORD or rest.strip(b"\0"):
             raise Unreadable(f"data after the end of the archive (after {self.last})")
+        self.z.last_frame()
 
     def _header(self) -> tuple[bytes, bytes] | None:
         h = self._block()
@@ -212,6 +236,8 @@ class TarStream:
         while left:
             if self.pos >= len(self.buf):
                 self.buf, self.pos = self.z.read(), 0
+                if not self.buf and self.z.next_frame():
+                    continue
                 if not self.buf:
                     raise Unreadable(f"the archive ends early, in {self.last}")
             take = min(left, len(self.buf) - self.pos)

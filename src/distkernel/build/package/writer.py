@@ -1,5 +1,6 @@
-"""Write a package: deterministic tar (sorted members, fixed owner/mtime/modes) in a
-zstd stream, metadata first, then the manifest (and its signature), then the payload.
+"""Write a package: deterministic tar (sorted members, fixed owner/mtime/modes) in three
+zstd frames (frames.py): metadata, the manifest (and its signature); the payload; the
+end of the archive. Signing replaces the first and last frames only.
 What is written passes the reader's own checks first (schema, declared content, the
 kernel image against the metadata): a package this writes is never one it refuses."""
 
@@ -7,15 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import os
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
 
+from distkernel.build.package import frames
 from distkernel.build.package.declared import check_declared
 from distkernel.build.package.format import (
     IMAGE,
@@ -65,8 +67,47 @@ def _info(path: str, date: int, size: int = 0, mode: int = 0o644) -> tarfile.Tar
     return info
 
 
-def _add(tar: tarfile.TarFile, path: str, data: bytes, date: int, mode: int = 0o644) -> None:
-    tar.addfile(_info(path, date, len(data), mode), io.BytesIO(data))
+def _file(path: str, data: bytes, date: int, mode: int = 0o644) -> bytes:
+    return frames.member(_info(path, date, len(data), mode), data)
+
+
+def head(meta_bytes: bytes, manifest_bytes: bytes, signature: bytes | None, date: int) -> bytes:
+    """The tar bytes of the control members (the first frame's content)."""
+    control = _file(METADATA, meta_bytes, date) + _file(MANIFEST, manifest_bytes, date)
+    return control + (_file(SIGNATURE, signature, date) if signature is not None else b"")
+
+
+def compress_frame(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor(compression_params=compression_params(ZSTD_WORKERS)).compress(data)
+
+
+def payload_frame(raw: BinaryIO, pieces: Iterable[bytes]) -> int:
+    """PIECES compressed into one frame written to RAW; their length."""
+    length = 0
+    params = compression_params(ZSTD_WORKERS)
+    with zstandard.ZstdCompressor(compression_params=params).stream_writer(raw, closefd=False) as zw:
+        for piece in pieces:
+            zw.write(piece)
+            length += len(piece)
+    return length
+
+
+def write_frames(raw: BinaryIO, control: bytes, payload: Iterable[bytes]) -> None:
+    """A package's three frames (frames.py) to RAW: CONTROL, the head's tar bytes; the
+    PAYLOAD members' tar bytes, in pieces; the tail."""
+    raw.write(compress_frame(control))
+    length = len(control) + payload_frame(raw, payload)
+    raw.write(compress_frame(frames.tail(length)))
+
+
+def _payload(members: list[Member], manifest: Manifest, date: int) -> Iterator[bytes]:
+    for m in members:
+        if m.link is not None:
+            info = _info(m.path, date, mode=0o777)
+            info.type, info.linkname = tarfile.SYMTYPE, m.link
+            yield frames.header(info)
+        else:
+            yield _file(m.path, m.read(), date, manifest.files[m.path].mode)
 
 
 def build_manifest(metadata_bytes: bytes, members: Iterable[Member]) -> Manifest:
@@ -126,25 +167,10 @@ def write_package(
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / metadata.filename
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    params = compression_params(ZSTD_WORKERS)
+    control = head(meta_bytes, manifest_bytes, sign(manifest_bytes) if sign is not None else None, date)
     try:
         with open(tmp, "wb") as raw:
-            with (
-                zstandard.ZstdCompressor(compression_params=params).stream_writer(raw, closefd=False) as zw,
-                tarfile.open(fileobj=zw, mode="w|", format=tarfile.GNU_FORMAT) as tar,
-            ):
-                _add(tar, METADATA, meta_bytes, date)
-                _add(tar, MANIFEST, manifest_bytes, date)
-                if sign is not None:
-                    _add(tar, SIGNATURE, sign(manifest_bytes), date)
-                for m in members:
-                    if m.link is not None:
-                        info = _info(m.path, date, mode=0o777)
-                        info.type, info.linkname = tarfile.SYMTYPE, m.link
-                        tar.addfile(info)
-                    else:
-                        entry = manifest.files[m.path]
-                        _add(tar, m.path, m.read(), date, entry.mode)
+            write_frames(raw, control, _payload(members, manifest, date))
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, final)
