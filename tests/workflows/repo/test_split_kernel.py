@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ def _parts(www: Path) -> tuple[str, str]:
     return "/main/" + str(entry["path"]), "/main/" + str(headers["path"])
 
 
-def _modules_add(root: Path, cache: Path) -> dict[str, object]:
+def _modules_add(root: Path, cache: Path) -> dict[str, Any]:
     run = cli(
         "modules", "add", DATA / "extmod" / "dkms", "--root", root, "--json", env=env_with(DISTKERNEL_CACHE=str(cache))
     )
@@ -49,7 +50,7 @@ def test_binary_only_install_takes_the_kernel_part_and_modules_add_the_headers_p
     added = _modules_add(root, cache)
     asked = [line[1] for line in requests(server.log(), "GET", "/main/")]
     assert asked == ["/main/index.json", kernel, headers], server.log()
-    assert [(o["name"], o["release"], o["status"]) for o in added["outcomes"]] == [("dk_dkms", release, "built")]  # type: ignore[index, union-attr]
+    assert [(o["name"], o["release"], o["status"]) for o in added["outcomes"]] == [("dk_dkms", release, "built")]
     state = json.loads((root / "var/lib/distkernel/state.json").read_text())
     assert state["kernels"][release]["headers"] is True
     assert (root / f"lib/modules/{release}/build/Makefile").is_file()
