@@ -1,6 +1,8 @@
 """A binary-only client install from a binhost served by Debian's nginx on 127.0.0.1:
 `distkernel install qemu-minimal --from URL --root FRESH --layout plain --initramfs none`
-(index and package download, every check, install), bytes on the wire and seconds.
+(index and kernel part download, every check, install), bytes on the wire and seconds.
+The binhost publishes the package as two parts; a client with no external modules
+downloads the kernel part alone, reported beside the whole package it was split from.
 
 Baseline, in the same run and from the same nginx: download Debian's
 `linux-image-6.1.0-N-cloud-amd64` .deb (the smallest Debian kernel image package, a
@@ -121,6 +123,7 @@ def main() -> dict[str, object]:
         finally:
             server.terminate()
             server.wait()
+        whole_bytes = pkg.stat().st_size
         log = [line.split() for line in (tmp / "nginx/access.log").read_text().splitlines()]
         ours_bytes = [int(b) for u, _, b in log if u.startswith("/bh/")]
         deb_bytes = [int(b) for u, _, b in log if u.startswith("/debian/")]
@@ -132,6 +135,8 @@ def main() -> dict[str, object]:
             "dpkg_i_debian_image_s": round(deb_s, 3),
             "time_ratio": ratio(ours_s, deb_s),
             "distkernel_bytes_per_install": sum(ours_bytes) // args.repeat,
+            "whole_package_bytes": whole_bytes,
+            "bytes_vs_whole_package": ratio(sum(ours_bytes) / args.repeat, whole_bytes),
             "debian_bytes_per_install": sum(deb_bytes) // args.repeat,
             "distkernel_requests_per_install": len(ours_bytes) / args.repeat,
             "debian_package": deb.name,

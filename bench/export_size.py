@@ -1,7 +1,13 @@
 """`export --format deb` of a finished package: its time, and the size of its
-linux-image and linux-headers .debs beside the distkernel package they came from and,
-with --bindeb, beside the .debs `make bindeb-pkg` makes of the same build (the
-packaging benchmark, bench/package_vs_bindeb.py, run in the same process; minutes)."""
+linux-image and linux-headers .debs beside the distkernel package they came from, and
+beside the two files a binhost publishes it as (`repo add`: the kernel part a
+binary-only client downloads, the headers part only module builders download). With
+--bindeb, beside the .debs `make bindeb-pkg` makes of the same build, and its time (the
+packaging benchmark, bench/package_vs_bindeb.py, run in the same process; minutes):
+
+- the kernel part vs Debian's linux-image .deb (goal <= 0.8x),
+- the headers part vs Debian's linux-headers .deb (goal <= 1.0x),
+- `export --format deb` time vs `make bindeb-pkg` on the same finished build (goal <= 0.2x)."""
 
 from __future__ import annotations
 
@@ -11,6 +17,9 @@ import tempfile
 from pathlib import Path
 
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh, timed
+from distkernel.workflows.repo.parts import split_package
+
+GOALS = {"kernel_part_vs_image_deb": 0.8, "headers_part_vs_headers_deb": 1.0, "export_vs_bindeb_time": 0.2}
 
 
 def main(bindeb: bool = False) -> dict[str, object]:
@@ -24,17 +33,35 @@ def main(bindeb: bool = False) -> dict[str, object]:
             )
         )
         ours = {Path(str(f["path"])).name.split("_")[0]: int(str(f["size"])) for f in files}
+        kernel, headers = Path(tmp) / "kernel.tar.zst", Path(tmp) / "headers.tar.zst"
+        split_package(package, kernel, headers)
         doc: dict[str, object] = {
             "export_deb_s": round(seconds, 2),
             "package_bytes": package.stat().st_size,
+            "kernel_part_bytes": kernel.stat().st_size,
+            "headers_part_bytes": headers.stat().st_size,
+            "binary_only_download_vs_whole_package": ratio(kernel.stat().st_size, package.stat().st_size),
             "exported_debs": ours,
         }
     if bindeb:
         from bench.package_vs_bindeb import main as packaging
 
-        theirs = {name.split("_")[0]: int(size) for name, size in dict(packaging()["debs"]).items()}  # type: ignore[call-overload]
+        theirs_doc = packaging()
+        theirs = {name.split("_")[0]: int(size) for name, size in dict(theirs_doc["debs"]).items()}  # type: ignore[call-overload]
+        image = next(size for name, size in theirs.items() if name.startswith("linux-image-"))
+        header_deb = next(size for name, size in theirs.items() if name.startswith("linux-headers-"))
+        bindeb_s = float(str(theirs_doc["bindeb_pkg_s"]))
         doc["bindeb_debs"] = theirs
+        doc["bindeb_pkg_s"] = bindeb_s
         doc["size_ratio"] = {name: ratio(size, theirs[name]) for name, size in ours.items() if name in theirs}
+        ratios = {
+            "kernel_part_vs_image_deb": ratio(int(str(doc["kernel_part_bytes"])), image),
+            "headers_part_vs_headers_deb": ratio(int(str(doc["headers_part_bytes"])), header_deb),
+            "export_vs_bindeb_time": ratio(seconds, bindeb_s),
+        }
+        doc["ratios"] = ratios
+        doc["goals"] = GOALS
+        doc["met"] = {name: ratios[name] <= goal for name, goal in GOALS.items()}
     return report("export_size", doc)
 
 

@@ -14,27 +14,42 @@ from distkernel.core.errors import Failure, UserError
 # The install stage is imported by the commands that use it, not at start-up: it pulls
 # in the initramfs, external-module and trust stages, about a third of `install`'s start-up.
 if TYPE_CHECKING:
-    from distkernel.target.install import Installation, State
+    from distkernel.target.install import FromBinhost, Installation, State
     from distkernel.target.install.plan import Plan
 
 ROOT = options.ROOT
 JSON = options.JSON
 
 
-def package_path(spec: str, sources: tuple[str, ...], root: Path) -> Path:
+def package_path(
+    spec: str, sources: tuple[str, ...], root: Path, with_headers: bool = False
+) -> tuple[Path, FromBinhost | None]:
     """PKG is a package file; NAME --from URL... is resolved from a binhost (mirrors
-    in order), the URLs defaulting to the root's own settings file's binhost."""
+    in order), the URLs defaulting to the root's own settings file's binhost: then the
+    package is its kernel part, with the headers part when the root builds external
+    modules (or WITH_HEADERS), and where it came from."""
     path = Path(spec)
     if path.is_file():
-        return path
+        return path, None
     from distkernel.core.settings import root_binhosts
 
     urls = list(sources) or root_binhosts(root)
     if not urls:
         raise UserError(f"{spec}: no such package file; pass a .tar.zst file, or NAME --from URL")
+    from distkernel.target.install import FromBinhost
+    from distkernel.target.install.state import Origin
     from distkernel.workflows.repo.fetch import fetch_for_root
 
-    return fetch_for_root(spec, urls, root)
+    got = fetch_for_root(spec, urls, root, with_headers=with_headers)
+    headers = got.entry.headers
+    origin = Origin(
+        got.urls,
+        got.manifest_sha256,
+        headers.path if headers else "",
+        headers.size if headers else 0,
+        headers.sha256 if headers else "",
+    )
+    return got.package, FromBinhost(got.part, got.headers, origin)
 
 
 def _installation_json(inst: Installation) -> dict[str, Any]:
@@ -80,6 +95,11 @@ def show_plan(plan: Plan, as_json: bool) -> None:
     multiple=True,
     help="Fetch NAME from this binhost; repeat it for mirrors, tried in order [default: distkernel.toml binhost].",
 )
+@click.option(
+    "--with-headers",
+    is_flag=True,
+    help="With --from: fetch the headers part too [default: only when the root has external modules].",
+)
 @options.DRY_RUN
 @JSON
 def install(
@@ -90,6 +110,7 @@ def install(
     keep: int,
     cmdline: str | None,
     source: tuple[str, ...],
+    with_headers: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -98,13 +119,15 @@ def install(
 
     # A binhost only ever yields the exact package asked for, never a build from source.
     with render.progress():  # a download's bytes and rate, dracut's running time (on a terminal)
-        path = package_path(package, source, root)
+        path, fetched = package_path(package, source, root, with_headers)
         if dry_run:
             from distkernel.target.install.plan import install_plan
 
             show_plan(install_plan(path, root, layout, initramfs, cmdline, keep), as_json)
             return
-        inst = install_package(path, root, layout=layout, initramfs=initramfs, cmdline=cmdline, keep=keep)
+        inst = install_package(
+            path, root, layout=layout, initramfs=initramfs, cmdline=cmdline, keep=keep, fetched=fetched
+        )
     if as_json:
         render.emit_json(_installation_json(inst))
         return
@@ -117,6 +140,7 @@ def install(
         ("secure boot", _secure_boot(inst.uki is not None, inst.uki_signer)),
         ("default", "yes" if inst.default else "no (a required external module failed)"),
         ("cmdline", inst.cmdline or "-"),
+        ("headers", str(inst.headers_dir) if inst.headers else "not fetched (`modules add` fetches them)"),
         *(
             ("module", f"{m.name} {m.version}: {_module_outcome(m.ok, m.status, m.reason)}")
             for m in inst.external_modules

@@ -72,6 +72,14 @@ def _show(change: ops.Change, as_json: bool) -> None:
         sys.exit(1)
 
 
+def _headers(root: Path, releases: list[str] | None = None) -> None:
+    """The headers part of kernels installed from a binhost without it, from that binhost."""
+    from distkernel.workflows.repo.headers import fetch_missing_headers
+
+    for release in fetch_missing_headers(root, releases):
+        err.print(f"fetched the headers of {release} from its binhost", markup=False)
+
+
 @modules.command("add")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--name", help="Register under this name [default: dkms.conf PACKAGE_NAME, else the folder's name].")
@@ -92,8 +100,9 @@ def add(
     as_json: bool,
 ) -> None:
     """Register SRC (a folder with a Kbuild/Makefile or a dkms.conf) and build it for every
-    installed kernel."""
-    with render.progress():  # the builds' running time, on a terminal
+    installed kernel (fetching the headers of a kernel installed from a binhost without them)."""
+    with render.progress():  # the downloads' bytes, the builds' running time, on a terminal
+        _headers(root.resolve())
         change = ops.add_module(
             root.resolve(), src, name=name, version=version, initramfs=initramfs, required=required, cores=jobs or None
         )
@@ -127,6 +136,7 @@ def rebuild(
     if release and all_kernels:
         raise click.UsageError("--kernel and --all exclude each other")
     with render.progress():
+        _headers(root.resolve(), [release] if release else None)
         change = ops.rebuild(root.resolve(), names, release=release, all_kernels=all_kernels, cores=jobs or None)
     _show(change, as_json)
 

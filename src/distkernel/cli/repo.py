@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -12,7 +11,15 @@ import click
 from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import load_trusted
 from distkernel.cli import options, render
-from distkernel.workflows.repo.fetch import Client, fetch_package, host_arch, indexes_dir, serials_file, split_spec
+from distkernel.workflows.repo.fetch import (
+    ROOT_DOWNLOADS,
+    Client,
+    fetch_package,
+    host_arch,
+    indexes_dir,
+    serials_file,
+    split_spec,
+)
 from distkernel.workflows.repo.index import Index, add_packages, init_repo
 from distkernel.workflows.repo.server import make_server
 
@@ -23,13 +30,22 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 def _show_index(repo: Path, index: Index, as_json: bool) -> None:
     if as_json:
-        render.emit_json({"repo": str(repo), "serial": index.serial, "packages": [asdict(e) for e in index.entries]})
+        render.emit_json({"repo": str(repo), "serial": index.serial, "packages": [e.to_json() for e in index.entries]})
         return
     rows = [
-        (e.name, e.kernel_release, e.arch, e.variant or "-", render.human_size(e.size), e.path) for e in index.entries
+        (
+            e.name,
+            e.kernel_release,
+            e.arch,
+            e.variant or "-",
+            render.human_size(e.size),
+            render.human_size(e.headers.size) if e.headers else "-",
+            e.path,
+        )
+        for e in index.entries
     ]
     if rows:
-        render.table(None, ("name", "release", "arch", "variant", "size", "path"), rows)
+        render.table(None, ("name", "release", "arch", "variant", "kernel part", "headers part", "path"), rows)
     render.out.print(f"{repo}: serial {index.serial}, {len(index.entries)} package(s)")
 
 
@@ -105,8 +121,9 @@ def fetch(
     out: Path,
     as_json: bool,
 ) -> None:
-    """Download exactly the package asked for from a binhost, fully checked; when the
-    repo has no such package, say so and stop (never anything else)."""
+    """Download exactly the package asked for from a binhost, fully checked (its two
+    published parts, joined into the package file as built); when the repo has no such
+    package, say so and stop (never anything else)."""
     name_spec, spec_variant = split_spec(spec)
     client = Client(
         load_trusted(keys) + (trusted_keys(root) if root else []),
@@ -118,7 +135,10 @@ def fetch(
     chosen_arch = arch or host_arch(client.arch_fix)
     chosen_variant = variant if variant is not None else spec_variant
     with render.progress():  # the download's bytes and rate, on a terminal
-        pkg = fetch_package(name_spec, list(source), chosen_arch, chosen_variant, out, client=client)
+        at_hand = (root / ROOT_DOWNLOADS,) if root else ()  # parts an install into ROOT downloaded
+        pkg = fetch_package(
+            name_spec, list(source), chosen_arch, chosen_variant, out, client=client, at_hand=at_hand
+        ).package
     if as_json:
         render.emit_json({"package": str(pkg), "size": pkg.stat().st_size, "serials": str(serials_file(root))})
         return

@@ -32,6 +32,7 @@ from tests.hostile import Tally, assert_refused, run_cli, snapshot
 EXAMPLES = int(os.environ.get("DISTKERNEL_FUZZ_EXAMPLES", "25"))
 TALLY = Tally("indexes")
 FIELDS = ["name", "variant", "arch", "kernel_release", "version", "path", "size", "sha256"]
+FIELDS += ["headers", "headers.path", "headers.size", "headers.sha256"]  # the headers part of the entry
 VALUES: list[object] = [
     "../../../../escaped",
     "packages/../../../etc/passwd",
@@ -70,7 +71,11 @@ def entry_field() -> st.SearchStrategy[Edit]:
     def make(field: str, value: object) -> Edit:
         def apply(doc: dict, keys: KeySet) -> bytes:  # type: ignore[type-arg]
             for entry in doc["signed"]["packages"]:
-                entry[field] = value
+                outer, _, inner = field.partition(".")
+                if inner:
+                    entry[outer][inner] = value
+                else:
+                    entry[field] = value
             return _signed(doc, keys)
 
         return Edit(f"entry {field}={value!r:.40}", apply)

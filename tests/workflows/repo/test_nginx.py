@@ -22,7 +22,9 @@ pytestmark = pytest.mark.kernel
 def test_repo_add_writes_only_static_files_nginx_serves(www: Path, server: Nginx) -> None:
     files = sorted(str(p.relative_to(www / "main")) for p in (www / "main").rglob("*") if p.is_file())
     entry = index_entry(www / "main")
-    assert files == [".distkernel-repo.json", "index.json", str(entry["path"])]
+    headers = entry["headers"]
+    assert isinstance(headers, dict)  # a package is published as its kernel part and its headers part
+    assert files == sorted([".distkernel-repo.json", "index.json", str(entry["path"]), str(headers["path"])])
     with urllib.request.urlopen(server.url + "main/index.json") as r:
         assert r.headers["ETag"] and r.headers["Last-Modified"]
     with pytest.raises(urllib.error.HTTPError) as e:  # the repo's own settings are a dot file

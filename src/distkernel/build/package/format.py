@@ -24,6 +24,11 @@ KERNEL_DIR = "kernel"  # vmlinuz, System.map, config
 MODULES_DIR = "modules"  # the contents of lib/modules/<release>/ (depmod runs at install)
 HEADERS_DIR = "headers"  # enough of the tree to build out-of-tree modules
 PAYLOAD_TOPS = (KERNEL_DIR, MODULES_DIR, HEADERS_DIR)
+# A binhost publishes a package as two parts, each a package stream of its own with the
+# same control members (so each is verified alone against the one signed manifest) and
+# the payload of some top folders: what a binary-only install needs, and the headers.
+WHOLE, KERNEL_PART, HEADERS_PART = "whole", "kernel", "headers"
+PART_TOPS = {WHOLE: PAYLOAD_TOPS, KERNEL_PART: (KERNEL_DIR, MODULES_DIR), HEADERS_PART: (HEADERS_DIR,)}
 IMAGE = f"{KERNEL_DIR}/vmlinuz"
 KERNEL_FILES = (IMAGE, f"{KERNEL_DIR}/System.map", f"{KERNEL_DIR}/config")  # what install reads by name
 FILE_MODES = (0o644, 0o755)  # the only modes the writer records

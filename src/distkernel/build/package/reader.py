@@ -3,7 +3,7 @@ and `fetch` all judge a package with `check_package`, so they never disagree.
 
 Public API (stable; the hostile-input suite drives it):
 
-- `check_package(path, sink=None, *, expect=None) -> VerifiedPackage`: read the whole
+- `check_package(path, sink=None, *, expect=None, part=WHOLE) -> VerifiedPackage`: read the whole
   package once as a stream and raise `PackageError` (a UserError: one line, exit 2) at
   the first problem. In order: the zstd frame and GNU tar headers (tarstream.py);
   `metadata.json` first, then `manifest.json`, then optionally `manifest.sig` and
@@ -21,6 +21,11 @@ Public API (stable; the hostile-input suite drives it):
   staging away on PackageError (install does so through its transaction).
 - `expect`: a VerifiedPackage from an earlier pass; the package is refused if its
   manifest or signature changed since (a file swapped between two reads).
+- `part`: a binhost publishes each package as two parts (format.PART_TOPS), each with
+  the same control members and the payload of some top folders: `kernel` (kernel/ and
+  modules/) and `headers`. A part must hold every file and symlink its manifest lists
+  under its own folders, and nothing else; the default, `whole`, is the package file
+  as built. Every check above applies to a part as to a whole package.
 - `read_head(path)`: the control members alone, with every check that needs no
   payload; for reading a package this program just wrote. It is no verdict on the
   payload: for input from elsewhere, use check_package.
@@ -41,7 +46,9 @@ from distkernel.build.package.format import (
     IMAGE,
     MANIFEST,
     METADATA,
+    PART_TOPS,
     SIGNATURE,
+    WHOLE,
     Manifest,
     Metadata,
     member_problem,
@@ -81,8 +88,9 @@ class VerifiedPackage:
     signature: bytes | None
     files: int = 0  # payload files read (0 from read_head)
     bytes: int = 0
-    image: ImageInfo | None = None  # None from read_head
+    image: ImageInfo | None = None  # None from read_head, and for the headers part
     problems: list[str] = field(default_factory=list)  # always empty here; the trust gate refuses any
+    part: str = WHOLE  # which payload folders it holds (format.PART_TOPS)
 
     @property
     def ok(self) -> bool:
@@ -145,8 +153,13 @@ def _headers(first: Header | None, tar: TarStream) -> Iterable[Header]:
         header = tar.next()
 
 
-def _payload(tar: TarStream, head: _Head, sink: Sink | None) -> tuple[int, int, ImageInfo]:
+def _top(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str) -> tuple[int, int, ImageInfo | None]:
     files, links = head.manifest.files, head.manifest.links
+    tops = PART_TOPS[part]
     seen: set[str] = set()
     count = total = 0
     image: ImageInfo | None = None
@@ -156,6 +169,8 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None) -> tuple[int, int, 
             raise SchemaError(f"{name}: a second or misplaced control member")
         if name not in files and name not in links and (why := member_problem(name)):
             raise SchemaError(f"{name}: {why}")  # (the manifest's own names passed check_declared)
+        if _top(name) not in tops:
+            raise SchemaError(f"{name}: does not belong in the {part} part (only {', '.join(tops)})")
         if name in seen:
             raise SchemaError(f"{name}: appears twice")
         seen.add(name)
@@ -198,14 +213,19 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None) -> tuple[int, int, 
             image = check.finish(head.metadata)
         count += 1
         total += h.size
-    missing = sorted((set(files) | set(links)) - seen)
+    missing = sorted(n for n in (set(files) | set(links)) - seen if _top(n) in tops)
     if missing:
-        raise SchemaError(f"{missing[0]}: in the manifest but not in the package")
-    assert image is not None  # the manifest holds the image (check_declared), and it was read
+        absent = sorted({_top(n) for n in missing} - {_top(n) for n in seen})
+        hint = f" (it holds nothing of {', '.join(absent)}/: a part of a binhost's package?)" if absent else ""
+        raise SchemaError(f"{missing[0]}: in the manifest but not in the package{hint}")
+    # the manifest holds the image (check_declared), and a part with kernel/ read it
+    assert image is not None or _top(IMAGE) not in tops
     return count, total, image
 
 
-def check_package(path: Path, sink: Sink | None = None, *, expect: VerifiedPackage | None = None) -> VerifiedPackage:
+def check_package(
+    path: Path, sink: Sink | None = None, *, expect: VerifiedPackage | None = None, part: str = WHOLE
+) -> VerifiedPackage:
     """The verdict on PATH (see the module's docstring); PackageError at the first problem."""
     with _open(path) as f:
         try:
@@ -216,19 +236,20 @@ def check_package(path: Path, sink: Sink | None = None, *, expect: VerifiedPacka
                 head.signature,
             ):
                 raise SchemaError("changed since it was checked; run the command again")
-            count, total, image = _payload(tar, head, sink)
+            count, total, image = _payload(tar, head, sink, part)
         except Unreadable as e:
             raise _error(path, f"not a readable distkernel package ({e}); rebuild or re-download it") from None
         except SchemaError as e:
             raise _error(path, f"refused: {e}; rebuild or re-download the package") from None
     return VerifiedPackage(
-        path, head.metadata, head.manifest, head.manifest_sha256, head.signature, count, total, image
+        path, head.metadata, head.manifest, head.manifest_sha256, head.signature, count, total, image, part=part
     )
 
 
-def read_head(path: Path) -> VerifiedPackage:
+def read_head(path: Path, part: str = WHOLE) -> VerifiedPackage:
     """Metadata, manifest and signature, checked as far as they go without the payload
-    (no files are read: `files`, `bytes` are 0 and `image` None). Not a verdict."""
+    (no files are read: `files`, `bytes` are 0 and `image` None). Not a verdict; PART
+    is what a later check_package(..., expect=this) is to hold the stream to."""
     with _open(path) as f:
         try:
             head = _head(TarStream(f))
@@ -236,7 +257,7 @@ def read_head(path: Path) -> VerifiedPackage:
             raise _error(path, f"not a readable distkernel package ({e}); rebuild or re-download it") from None
         except SchemaError as e:
             raise _error(path, f"refused: {e}; rebuild or re-download the package") from None
-    return VerifiedPackage(path, head.metadata, head.manifest, head.manifest_sha256, head.signature)
+    return VerifiedPackage(path, head.metadata, head.manifest, head.manifest_sha256, head.signature, part=part)
 
 
 def read_metadata(path: Path) -> Metadata:

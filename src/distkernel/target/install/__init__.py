@@ -7,6 +7,7 @@ The library entry points other stages use:
     load_state(root) -> State             (finishes or undoes an interrupted transaction first)
     refresh_initramfs(root, release, extra_modules=None) -> Installation
     update_module_records(root, release, changed=(), removed=()) -> KernelRecord
+    add_headers(root, release, headers_part) -> KernelRecord   (a binhost kernel's headers, placed later)
     hold(root) -> Held                    (the root's lock across several of the two above, as
                                            Held.refresh_initramfs / Held.update_modules: `modules` uses it)
     remove_kernel(root, release) / rollback(root) / mark_good(root, release=None) -> State
@@ -22,12 +23,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from distkernel.target.install.api import Installation, install_package
+    from distkernel.target.install.api import FromBinhost, Installation, install_package
+    from distkernel.target.install.headers import add_headers
     from distkernel.target.install.manage import load_state, mark_good, recover, remove_kernel, rollback
     from distkernel.target.install.refresh import Held, hold, refresh_initramfs, update_module_records
     from distkernel.target.install.state import KernelRecord, ModuleRecord, PlacedFile, State
 
 _WHERE = {
+    "FromBinhost": "api",
+    "add_headers": "headers",
     "Installation": "api",
     "install_package": "api",
     "load_state": "manage",
@@ -45,12 +49,14 @@ _WHERE = {
     "State": "state",
 }
 __all__ = [
+    "FromBinhost",
     "Held",
     "Installation",
     "KernelRecord",
     "ModuleRecord",
     "PlacedFile",
     "State",
+    "add_headers",
     "hold",
     "install_package",
     "load_state",

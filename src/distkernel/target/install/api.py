@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from distkernel.build.package.format import HEADERS_PART, WHOLE
 from distkernel.build.package.reader import VerifiedPackage, read_head
 from distkernel.build.trust.gate import require_trusted
 from distkernel.core.errors import UserError
@@ -23,7 +24,7 @@ from distkernel.target.install.layouts import KernelFiles, Placement, choose, pl
 from distkernel.target.install.manage import run_after_commit
 from distkernel.target.install.plugins import run_hooks_before
 from distkernel.target.install.retention import to_prune
-from distkernel.target.install.state import KernelRecord, ModuleRecord, State, module_record, read_state
+from distkernel.target.install.state import KernelRecord, ModuleRecord, Origin, State, module_record, read_state
 from distkernel.target.install.target import Target
 from distkernel.target.install.transaction import (
     Transaction,
@@ -59,6 +60,7 @@ class Installation:
     external_modules: tuple[ModuleRecord, ...] = ()
     pruned: tuple[str, ...] = ()  # releases retention removed
     hooks: tuple[str, ...] = ()  # the root's plugins that ran
+    headers: bool = True  # False: the headers part was not fetched (headers_dir holds only .config)
 
     @classmethod
     def of(cls, root: Path, k: KernelRecord, state: State, **extra: tuple[str, ...]) -> Installation:
@@ -77,16 +79,34 @@ class Installation:
             default=state.default == k.release,
             cmdline=k.cmdline,
             external_modules=k.external_modules,
+            headers=k.headers,
             **extra,
         )
 
 
-def _verified(package: Path, root: Path) -> VerifiedPackage:
-    """The package's control members judged by the one reader, then the root's trust
-    policy; nothing is written before both pass. The payload is judged as it is staged
-    (one pass): a refusal there throws the staging away, and in a root distkernel never
-    used, the lock file made for it too."""
-    verified = read_head(package)
+@dataclass(frozen=True)
+class FromBinhost:
+    """A package as a binhost client fetched it: the package file given to install is
+    its kernel part (the whole package for an old-style index entry, `part`), and
+    `headers` its headers part when the root builds external modules."""
+
+    part: str
+    headers: Path | None
+    origin: Origin
+
+
+def _verified(package: Path, root: Path, part: str = WHOLE, same_as: VerifiedPackage | None = None) -> VerifiedPackage:
+    """The package (or one PART of it): its control members judged by the one reader,
+    then the root's trust policy; nothing is written before both pass. The payload is
+    judged as it is staged (one pass): a refusal there throws the staging away, and in
+    a root distkernel never used, the lock file made for it too.
+    SAME_AS: another part of the package, whose manifest and signature this one must carry."""
+    verified = read_head(package, part)
+    if same_as is not None and (verified.manifest_sha256, verified.signature) != (
+        same_as.manifest_sha256,
+        same_as.signature,
+    ):
+        raise UserError(f"{package}: not the headers part of {same_as.path} (another manifest); not installing it")
     require_trusted(root, verified)
     return verified
 
@@ -99,12 +119,17 @@ def install_package(
     initramfs: str | None = None,
     cmdline: str | None = None,
     keep: int = 3,
+    fetched: FromBinhost | None = None,
 ) -> Installation:
     """Verify PACKAGE, then install it into ROOT in one transaction; retention prunes
-    beyond KEEP; the root's hooks run after the commit."""
+    beyond KEEP; the root's hooks run after the commit. FETCHED: PACKAGE came from a
+    binhost as its parts (without the headers part, headers_dir gets only .config)."""
     root = Path(root).resolve()
     target = Target.probe(root)
-    verified = _verified(Path(package), root)  # before anything is written
+    verified = _verified(Path(package), root, fetched.part if fetched else WHOLE)  # before anything is written
+    headers = None
+    if fetched is not None and fetched.headers is not None:
+        headers = _verified(fetched.headers, root, HEADERS_PART, same_as=verified)
     release = plain_name(verified.metadata.kernel_release, f"{package}: metadata.json kernel_release")
     chosen = choose(target, layout)
     backend = initramfs or default_backend(root)
@@ -118,16 +143,22 @@ def install_package(
     made = folders_a_lock_makes(root)
     with root_lock(root):
         try:
-            return _install_locked(target, verified, chosen, backend, line, keep)
+            return _install_locked(target, (verified, headers), chosen, backend, line, keep, fetched)
         except BaseException:
             forget_first_lock(root, made)
             raise
 
 
 def _install_locked(
-    target: Target, verified: VerifiedPackage, chosen: str, backend: str, line: str, keep: int
+    target: Target,
+    parts: tuple[VerifiedPackage, VerifiedPackage | None],
+    chosen: str,
+    backend: str,
+    line: str,
+    keep: int,
+    fetched: FromBinhost | None,
 ) -> Installation:
-    root, release = target.root, verified.metadata.kernel_release
+    root, release = target.root, parts[0].metadata.kernel_release
     checkpoint("locked")
     recover_journal(root)
     old = read_state(root)
@@ -138,7 +169,7 @@ def _install_locked(
         )
     run_hooks_before(target, "add", release, chosen)
     with transaction(root, f"install {release}") as tx:
-        record, new = _stage_install(tx, target, verified, chosen, backend, line, old)
+        record, new = _stage_install(tx, target, parts, chosen, backend, line, old, fetched)
         pruned = to_prune(new, keep, is_host=target.is_host)
         for gone in pruned:
             run_hooks_before(target, "remove", gone, new.kernels[gone].layout)
@@ -152,8 +183,16 @@ def _install_locked(
 
 
 def _stage_install(
-    tx: Transaction, target: Target, verified: VerifiedPackage, layout: str, backend: str, cmdline: str, old: State
+    tx: Transaction,
+    target: Target,
+    parts: tuple[VerifiedPackage, VerifiedPackage | None],
+    layout: str,
+    backend: str,
+    cmdline: str,
+    old: State,
+    fetched: FromBinhost | None,
 ) -> tuple[KernelRecord, State]:
+    verified, headers_part = parts
     meta, root = verified.metadata, target.root
     release = meta.kernel_release
     moddir, headers = target.modules_dir(release), target.headers_dir(release)
@@ -162,8 +201,15 @@ def _stage_install(
     staged_headers = tx.stage(headers)
     work = tx.stage(f"{STATE_DIR}/work")
     write_payload(verified, Destinations(work, staged_mods, staged_headers))
+    if headers_part is not None:
+        write_payload(headers_part, Destinations(work, staged_mods, staged_headers))
+    has_headers = verified.part == WHOLE or headers_part is not None
     checkpoint("extracted")
-    (staged_mods / "build").symlink_to(os.path.relpath(root / headers, root / moddir))
+    if has_headers:
+        (staged_mods / "build").symlink_to(os.path.relpath(root / headers, root / moddir))
+    else:  # what the initramfs and the boot test read from the headers; the rest comes with the headers part
+        staged_headers.mkdir(parents=True)
+        shutil.copyfile(work / "config", staged_headers / ".config")
     shutil.copyfile(work / "vmlinuz", staged_mods / "vmlinuz")  # kernel-install's place; refresh rebuilds UKIs from it
     log = under_root(root, LOG)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -188,6 +234,7 @@ def _stage_install(
     record = _record(
         target, meta.filename, meta.arch, release, layout, backend, cmdline, placement, outcomes, extra, old
     )
+    record = dataclasses.replace(record, headers=has_headers, origin=fetched.origin if fetched else None)
     bootable_default = record.release if record.bootable else old.default
     kernels = {**old.kernels, release: record}
     return record, State(kernels, bootable_default, old.shared, old.next_seq + 1)

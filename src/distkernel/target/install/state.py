@@ -59,6 +59,23 @@ def module_record(o: ModuleOutcome) -> ModuleRecord:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a kernel installed from a binhost came from: its mirrors, in order, and its
+    index entry's headers part, so that `modules add` can fetch the headers later from
+    the same binhost, checked against what the signed index said then."""
+
+    urls: tuple[str, ...]
+    manifest_sha256: str  # of the package both parts carry
+    headers_path: str  # packages/FILE, relative to each URL
+    headers_size: int
+    headers_sha256: str
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Origin:
+        return cls(**{**doc, "urls": tuple(doc["urls"])})
+
+
+@dataclass(frozen=True)
 class KernelRecord:
     release: str
     layout: str
@@ -80,6 +97,8 @@ class KernelRecord:
     known_good: bool = False
     bootable: bool = True  # False when a required external module failed: never made default
     external_modules: tuple[ModuleRecord, ...] = ()
+    headers: bool = True  # False: installed from the kernel part alone; headers_dir holds only .config
+    origin: Origin | None = None  # installed from a binhost
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +110,7 @@ class KernelRecord:
         doc["external_modules"] = tuple(ModuleRecord(**m) for m in doc.get("external_modules", ()))
         doc["dirs"] = tuple(doc.get("dirs", ()))
         doc["initramfs_modules"] = tuple(doc.get("initramfs_modules", ()))
+        doc["origin"] = Origin.from_json(doc["origin"]) if doc.get("origin") else None
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in doc.items() if k in known})
 

@@ -3,6 +3,10 @@ pick exactly the package asked for (name[@version], arch, variant) or stop, and
 download it with its size, sha256, manifest and signature checked before it appears.
 Never a fallback: no other variant, no other arch, no build.
 
+A package is published as two parts (parts.py): an install downloads the kernel part,
+and the headers part only when the root builds external modules; `fetch` downloads
+both and joins them into the package file as built.
+
 A binhost may have mirrors, tried in order: one that cannot be reached, serves an
 index older than one already seen, or serves bytes that do not match the signed index
 is skipped with a one-line warning, never trusted. The index is asked for
@@ -17,31 +21,26 @@ import os
 import platform
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from distkernel.build.package.reader import check_package
+from distkernel.build.package.format import HEADERS_PART, KERNEL_PART, WHOLE
 from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
-from distkernel.build.trust.signing import TrustedKey, check_signature
+from distkernel.build.trust.signing import TrustedKey
 from distkernel.core import cache
 from distkernel.core.arch import get_arch, known_arches
-from distkernel.core.download import DownloadError, deadline_for, download_resumable, download_to, warn
+from distkernel.core.download import deadline_for, download_to, warn
 from distkernel.core.errors import UserError
 from distkernel.core.paths import CACHE_DIR, DOWNLOADS, SERIALS
+from distkernel.target.extmod import registry
 from distkernel.workflows.repo import serials, validators
+from distkernel.workflows.repo.artifacts import FROM_HINT, MIRROR_PROBLEMS, Obtained, Wanted, obtain
 from distkernel.workflows.repo.index import INDEX, Entry, Index, read_index
+from distkernel.workflows.repo.parts import join_parts
 
 MAX_INDEX = 16 << 20
 ROOT_DOWNLOADS = DOWNLOADS  # like apt's /var/cache/apt/archives
 ROOT_INDEXES = f"{CACHE_DIR}/indexes"  # the last index per mirror URL, with its ETag
-FROM_HINT = "check --from and that the repo is served"
-
-
-class BadMirror(UserError):
-    """A mirror served bytes that do not match the signed index: another may not."""
-
-
-MIRROR_PROBLEMS = (DownloadError, serials.Replayed, BadMirror)
 
 
 @dataclass(frozen=True)
@@ -135,32 +134,6 @@ def choose(index: Index, spec: str, arch: str, variant: str, where: str) -> Entr
     return max(found, key=lambda e: _version_key(e.kernel_release))
 
 
-def _download(url: str, entry: Entry, part: Path) -> None:
-    """Into `part`, reading at most one byte more than the index announces, resuming
-    a cut transfer; the whole file's size and sha256 checked against the index."""
-    got = download_resumable(url, part, size=entry.size, deadline=deadline_for(entry.size), hint=FROM_HINT)
-    if got.size != entry.size:
-        what = "truncated" if got.size < entry.size else "longer than announced"
-        raise BadMirror(f"{url}: download {what} ({got.size} bytes, the index says {entry.size}); refusing it")
-    if got.sha256 != entry.sha256:
-        raise BadMirror(f"{url}: sha256 differs from the signed index (tampered with); refusing it")
-
-
-def _check_package(url: str, entry: Entry, part: Path, trusted: list[TrustedKey]) -> None:
-    result = check_package(part)  # the one reader: refuses a damaged package in one line
-    key, why = check_signature(result.manifest.to_bytes(), result.signature, trusted)
-    if key is None:
-        raise UserError(f"{url}: {why}; refusing it")
-    meta = result.metadata
-    if (meta.name, meta.arch, meta.variant, meta.kernel_release) != (
-        entry.name,
-        entry.arch,
-        entry.variant,
-        entry.kernel_release,
-    ):
-        raise UserError(f"{url}: its metadata does not match the index entry; refusing it")
-
-
 def _make_dirs(path: Path) -> list[Path]:
     """mkdir -p, returning the folders it created (outermost first)."""
     missing = []
@@ -172,17 +145,44 @@ def _make_dirs(path: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def fetch_package(name_spec: str, urls: list[str], arch: str, variant: str, dest: Path, *, client: Client) -> Path:
+@dataclass(frozen=True)
+class Got:
+    """What a client fetched for one index entry, fully checked."""
+
+    package: Path  # the kernel part; the whole package from `fetch`, or for an old-style entry
+    part: str  # kernel, or whole
+    headers: Path | None  # the headers part, when asked for
+    entry: Entry
+    urls: tuple[str, ...]  # the mirrors, in order
+    manifest_sha256: str
+
+
+def fetch_package(
+    name_spec: str,
+    urls: list[str],
+    arch: str,
+    variant: str,
+    dest: Path,
+    *,
+    client: Client,
+    headers: bool = True,
+    join: bool = True,
+    at_hand: tuple[Path, ...] = (),
+) -> Got:
     """Download the package matching NAME[@VERSION], arch and variant from the first
-    of the mirrors URLS that serves it intact into DEST, fully checked. When any check
-    fails nothing is left behind: no folder, no partial file, no remembered serial."""
+    of the mirrors URLS that serves it intact into DEST, fully checked: JOIN, the
+    package file as built (from both parts); else its kernel part, and its headers part
+    when HEADERS, under their own names (a file of the right sha256 already in DEST,
+    or in AT_HAND, is not downloaded again). When any check fails nothing is left
+    behind: no folder, no partial file, no remembered serial."""
     mirrors = [repo_url(u) for u in urls]  # every URL checked before any is tried
     if not mirrors:
         raise UserError(f"no binhost to fetch {name_spec} from; {FROM_HINT}")
     problems: list[str] = []
     for n, url in enumerate(mirrors):
         try:
-            return _fetch_from(url, name_spec, arch, variant, dest, client)
+            got = _fetch_from(url, name_spec, arch, variant, dest, client, headers or join, join, at_hand)
+            return Got(got.package, got.part, got.headers, got.entry, tuple(mirrors), got.manifest_sha256)
         except MIRROR_PROBLEMS as e:
             if len(mirrors) == 1:
                 raise
@@ -192,33 +192,68 @@ def fetch_package(name_spec: str, urls: list[str], arch: str, variant: str, dest
     raise UserError(f"none of the {len(mirrors)} mirrors served {name_spec}; {FROM_HINT}", details=problems)
 
 
-def _fetch_from(url: str, name_spec: str, arch: str, variant: str, dest: Path, client: Client) -> Path:
+def _wanted(entry: Entry, headers: bool) -> list[Wanted]:
+    names = (entry.name, entry.arch, entry.variant, entry.kernel_release)
+    if entry.headers is None:  # an old-style (format 1) entry: the whole package
+        return [Wanted(entry.kernel, WHOLE, names)]
+    return [Wanted(entry.kernel, KERNEL_PART, names)] + (
+        [Wanted(entry.headers, HEADERS_PART, names)] if headers else []
+    )
+
+
+def _fetch_from(
+    url: str,
+    name_spec: str,
+    arch: str,
+    variant: str,
+    dest: Path,
+    client: Client,
+    headers: bool,
+    join: bool,
+    at_hand: tuple[Path, ...],
+) -> Got:
     index = fetch_index(url, client)
     entry = choose(index.index, name_spec, arch, variant, url + INDEX)
     try:
         created = _make_dirs(dest)
     except OSError as e:
         raise UserError(f"{dest}: cannot create the download folder ({e.strerror})") from None
-    final = dest / entry.path.rsplit("/", 1)[1]
-    part = dest / f".{final.name}.part-{os.getpid()}"
+    got: list[Obtained] = []
+    joined = dest / f".{entry.kernel.path.rsplit('/', 1)[1]}.join-{os.getpid()}"
     done = False
     try:
-        _download(url + entry.path, entry, part)
-        _check_package(url + entry.path, entry, part, client.trusted)
+        for wanted in _wanted(entry, headers):
+            same_as = got[0].verified if got else None
+            got.append(obtain(url, replace(wanted, same_as=same_as), dest, (dest, *at_hand), client.trusted))
         serials.remember(client.serials, index.signer, index.index.serial, index.sha256, url + INDEX)
         validators.save(client.indexes, url + INDEX, index.data, index.etag, index.last_modified)
-        os.replace(part, final)
+        finals = [dest / w.name for w in _wanted(entry, headers)]
+        if join and len(got) == 2:
+            whole = join_parts(got[0].path, got[1].path, joined)
+            os.replace(joined, finals[0])
+            result = Got(finals[0], WHOLE, None, entry, (url,), whole.manifest_sha256)
+        else:
+            for obtained, final in zip(got, finals, strict=True):
+                if obtained.fresh:
+                    os.replace(obtained.path, final)
+            kernel = got[0].verified
+            result = Got(
+                finals[0], kernel.part, finals[1] if len(finals) > 1 else None, entry, (url,), kernel.manifest_sha256
+            )
         cache.fsync_dir(dest)
         done = True
     except OSError as e:
         raise UserError(f"{dest}: cannot write the package there ({e.strerror})") from None
     finally:
-        part.unlink(missing_ok=True)
+        joined.unlink(missing_ok=True)
+        for obtained in got:
+            if obtained.fresh:
+                obtained.path.unlink(missing_ok=True)
         if not done:
             for folder in reversed(created):
                 with contextlib.suppress(OSError):  # not empty: someone else wrote there meanwhile
                     folder.rmdir()
-    return final
+    return result
 
 
 def host_arch(fix: str) -> str:
@@ -235,9 +270,10 @@ def split_spec(spec: str) -> tuple[str, str]:
     return (f"{name}@{version}" if version else name), variant
 
 
-def fetch_for_root(spec: str, urls: list[str], root: Path) -> Path:
+def fetch_for_root(spec: str, urls: list[str], root: Path, *, with_headers: bool = False) -> Got:
     """`install NAME[+VARIANT][@VERSION] --from URL...`: the host's arch, the keys ROOT
-    trusts, the serials and indexes ROOT has seen; downloaded into ROOT's package cache."""
+    trusts, the serials and indexes ROOT has seen; downloaded into ROOT's package cache.
+    The headers part only WITH_HEADERS, or when ROOT has external modules to build."""
     name_spec, variant = split_spec(spec)
     trusted_dir = root / TRUSTED_DIR
     client = Client(
@@ -247,4 +283,6 @@ def fetch_for_root(spec: str, urls: list[str], root: Path) -> Path:
         indexes=indexes_dir(root),
     )
     arch = host_arch(f"use `distkernel fetch {spec} --from URL --arch ARCH`, then install the file")
-    return fetch_package(name_spec, urls, arch, variant, root / ROOT_DOWNLOADS, client=client)
+    headers = with_headers or bool(registry.registered(root))
+    dest = root / ROOT_DOWNLOADS
+    return fetch_package(name_spec, urls, arch, variant, dest, client=client, headers=headers, join=False)
