@@ -73,7 +73,9 @@ def without_member(src: Path, dst: Path, name: str) -> Path:
     """SRC's stream written again without the member NAME (all else as it was)."""
     with (
         open(src, "rb") as f,
-        tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f), mode="r|") as tar_in,
+        tarfile.open(
+            fileobj=zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), mode="r|"
+        ) as tar_in,
         open(dst, "wb") as raw,
         zstandard.ZstdCompressor(compression_params=compression_params(ZSTD_WORKERS)).stream_writer(raw) as zw,
         tarfile.open(fileobj=zw, mode="w|", format=tarfile.GNU_FORMAT) as tar_out,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import zstandard
 
+from distkernel.build.package import frames
 from distkernel.build.package.format import (
     CONTROL,
     HEADERS_DIR,
@@ -38,7 +39,7 @@ from distkernel.build.package.writer import (
     ZSTD_JOB_SIZE,
     ZSTD_WINDOW_LOG,
     ZSTD_WORKERS,
-    compression_params,
+    write_frames,
 )
 
 HEADERS_INFIX = ".headers"
@@ -54,7 +55,7 @@ def headers_name(kernel_name: str) -> str:
 def _reading(path: Path) -> Iterator[tarfile.TarFile]:
     with (
         open(path, "rb") as f,
-        tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f), mode="r|") as tar,
+        tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), mode="r|") as tar,
     ):
         yield tar
 
@@ -120,25 +121,28 @@ def split_package(
 
 def join_parts(kernel: Path, headers: Path, out: Path) -> VerifiedPackage:
     """The package file as built, from its two parts (each judged alone first, with the
-    same manifest and signature); judged whole once written."""
+    same manifest and signature), in the writer's frames; judged whole once written."""
     first = check_package(kernel, part=KERNEL_PART)
     check_package(headers, expect=first, part=HEADERS_PART)
-    with (
-        _reading(kernel) as k_in,
-        _reading(headers) as h_in,
-        _writing(out, compression_params(ZSTD_WORKERS)) as tar_out,
-    ):
+    with _reading(kernel) as k_in, _reading(headers) as h_in, open(out, "wb") as raw:
         k_members = iter(k_in)
-        payload = None
+        control, payload = b"", None
         for info in k_members:  # the control members, from the kernel part
             if info.name not in CONTROL:
                 payload = info
                 break
-            tar_out.addfile(info, _control(k_in, info))
-        for info in h_in:  # headers/ sorts before kernel/ and modules/, as the writer sorts
-            if info.name not in CONTROL:
-                _copy(h_in, info, tar_out)
-        while payload is not None:
-            _copy(k_in, payload, tar_out)
-            payload = next(k_members, None)
+            control += frames.member(info, _control(k_in, info).getvalue())
+
+        def pieces() -> Iterator[bytes]:
+            for info in h_in:  # headers/ sorts before kernel/ and modules/, as the writer sorts
+                if info.name not in CONTROL:
+                    yield from frames.copied(h_in, info)
+            rest = payload
+            while rest is not None:
+                yield from frames.copied(k_in, rest)
+                rest = next(k_members, None)
+
+        write_frames(raw, control, pieces())
+        raw.flush()
+        os.fsync(raw.fileno())
     return check_package(out, expect=first, part=WHOLE)
