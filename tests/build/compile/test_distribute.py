@@ -76,6 +76,11 @@ def test_distcc_behind_ccache_compiles_on_both_daemons(tmp_path: Path) -> None:
             assert launch.env["CCACHE_PREFIX"].endswith("distcc")
             assert launch.env["DISTCC_HOSTS"] == f"{d1.host} {d2.host}"
             make(src, launch.env, "ccache gcc", tmp_path / "ccache")
+            # A compiler probe the way Kbuild's cc-option runs one: distcc keeps it here,
+            # and it is no compile job of the build.
+            probe = ["ccache", "gcc", "-Werror", "-c", "-x", "c", "/dev/null", "-o", str(tmp_path / "probe.o")]
+            subprocess.run(probe, env={**os.environ, "CCACHE_DIR": str(tmp_path / "ccache"), **launch.env}, check=True)
+            assert "compile (null) on localhost completed ok" in launch.log.read_text()
         report = launch.report()
         assert report.remote == {d1.host: d1.jobs(), d2.host: d2.jobs()}
         assert d1.jobs() > 0 and d2.jobs() > 0  # -j4 over two hosts of two slots each

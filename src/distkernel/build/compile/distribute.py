@@ -22,10 +22,15 @@ from distkernel.core.tools import call, require
 
 # distcc's client log (info level, which DISTCC_LOG turns on): one line per compile
 # saying where it ran ("localhost" for this machine), and one per job a failed host
-# handed back to this machine.
-_DISTCC_DONE = re.compile(r"^distcc\[(\d+)\] compile \S+ on (\S+) completed ok$")
+# handed back to this machine. A compile of "(null)" is a compiler probe (Kbuild's
+# cc-option on /dev/null or stdin), always run here: not a compile job.
+_DISTCC_DONE = re.compile(r"^distcc\[(\d+)\] compile (\S+) on (\S+) completed ok$")
+_PROBE = "(null)"
 _DISTCC_FALLBACK = re.compile(
     r"^distcc\[\d+\] (?:\(\w+\) )?Warning: failed to distribute \S+ to (\S+), running locally"
+)
+_DISTCC_CPP = re.compile(
+    r"^distcc\[\d+\] \(dcc_collect_child\) cpp times: user ([\d.]+)s, system ([\d.]+)s", re.MULTILINE
 )
 _DISTCC_UNREACHABLE = re.compile(r"^distcc\[\d+\] ERROR: (?:nonblocking )?connect to (\S+) failed")
 _PUMP_FAILED = "failed to get includes from include server"
@@ -93,6 +98,7 @@ class Report:
     local: int  # compile jobs that ran on this machine (what distcc or icecc kept or fell back to)
     failed: dict[str, int]  # host -> times it failed (unreachable, or died with a job)
     fell_back: int = 0  # jobs a failed host handed back, compiled here instead
+    cpp_seconds: float = 0.0  # CPU time this machine spent preprocessing for remote jobs (distcc)
     pump: bool = False
     notes: tuple[str, ...] = ()
     log: Path | None = None
@@ -117,6 +123,7 @@ class Report:
             "per_host": dict(sorted(self.remote.items())),
             "failed_hosts": dict(sorted(self.failed.items())),
             "fell_back_jobs": self.fell_back,
+            "cpp_seconds": round(self.cpp_seconds, 2),
             "pump": self.pump,
             "notes": list(self.notes),
             "log": str(self.log) if self.log else None,
@@ -149,6 +156,7 @@ class Launch:
         text = self.log.read_text(errors="replace") if self.log.is_file() else ""
         if self.dist.backend == "distcc":
             remote, local, failed, fell_back = _read_distcc(text, self.dist.hosts)
+            cpp = sum(float(m.group(1)) + float(m.group(2)) for m in _DISTCC_CPP.finditer(text))
             if self.pump and _PUMP_FAILED in text:
                 self.notes.append(
                     "note: distcc-pump's include server failed on some files; distcc preprocessed those here"
@@ -156,6 +164,7 @@ class Launch:
         else:
             remote, local, failed = _read_icecc(text)
             fell_back = sum(failed.values())
+            cpp = 0.0
         return Report(
             self.dist.backend,
             self.dist.hosts,
@@ -163,6 +172,7 @@ class Launch:
             local,
             failed,
             fell_back,
+            cpp,
             self.pump,
             tuple(self.notes),
             self.log,
@@ -183,10 +193,12 @@ def _read_distcc(text: str, hosts: tuple[str, ...]) -> tuple[dict[str, int], int
     local = fell_back = 0
     for line in text.splitlines():
         if m := _DISTCC_DONE.match(line):
-            if m.group(2) == "localhost":
+            if m.group(2) == _PROBE:
+                continue
+            if m.group(3) == "localhost":
                 local += 1
             else:
-                remote[m.group(2)] += 1
+                remote[m.group(3)] += 1
         elif m := _DISTCC_UNREACHABLE.match(line):
             failed[_host_word(m.group(1), hosts)] += 1
         elif m := _DISTCC_FALLBACK.match(line):
@@ -298,7 +310,7 @@ def _probe_pump(env: dict[str, str], state: Path, compiler: str) -> str:
         return "the probe compile failed"
     if _PUMP_FAILED in text:
         return "distcc-pump's include server fails on this system"
-    if not any((m := _DISTCC_DONE.match(line)) and m.group(2) != "localhost" for line in text.splitlines()):
+    if not any((m := _DISTCC_DONE.match(line)) and m.group(3) != "localhost" for line in text.splitlines()):
         return "the probe compile found no host"
     if (probe / "pump.o").read_bytes() != (probe / "local.o").read_bytes():
         return "a pump-mode object differs from a local one"
