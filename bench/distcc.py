@@ -80,7 +80,6 @@ def main() -> dict[str, object]:
                 "remote_compile_seconds_max": round(max(times), 3) if times else None,
                 "client_cpu_seconds_distcc_build": round(dist_cpu, 1),
                 "client_cpu_seconds_local_build": round(local_cpu, 1),
-                "client_cpp_seconds": rep["cpp_seconds"],
                 "serial_head_seconds": round(head, 1),
                 "serial_tail_seconds_upper_bound": round(tail, 1),
                 "local_timings": local["timings"],

@@ -29,9 +29,10 @@ _PROBE = "(null)"
 _DISTCC_FALLBACK = re.compile(
     r"^distcc\[\d+\] (?:\(\w+\) )?Warning: failed to distribute \S+ to (\S+), running locally"
 )
-_DISTCC_CPP = re.compile(
-    r"^distcc\[\d+\] \(dcc_collect_child\) cpp times: user ([\d.]+)s, system ([\d.]+)s", re.MULTILINE
-)
+# A host that dies with a job: the job's "exec on HOST" line, then no answer (distcc then
+# retries it on another host, or here).
+_DISTCC_EXEC = re.compile(r"^distcc\[(\d+)\] exec on (\S+?): ")
+_DISTCC_LOST = re.compile(r"^distcc\[(\d+)\] \(dcc_r_result_header\) ERROR: server provided no answer")
 _DISTCC_UNREACHABLE = re.compile(r"^distcc\[\d+\] ERROR: (?:nonblocking )?connect to (\S+) failed")
 _PUMP_FAILED = "failed to get includes from include server"
 # icecc's client log (debug level): the host the scheduler gave a job, a job compiled
@@ -98,7 +99,6 @@ class Report:
     local: int  # compile jobs that ran on this machine (what distcc or icecc kept or fell back to)
     failed: dict[str, int]  # host -> times it failed (unreachable, or died with a job)
     fell_back: int = 0  # jobs a failed host handed back, compiled here instead
-    cpp_seconds: float = 0.0  # CPU time this machine spent preprocessing for remote jobs (distcc)
     pump: bool = False
     notes: tuple[str, ...] = ()
     log: Path | None = None
@@ -123,7 +123,6 @@ class Report:
             "per_host": dict(sorted(self.remote.items())),
             "failed_hosts": dict(sorted(self.failed.items())),
             "fell_back_jobs": self.fell_back,
-            "cpp_seconds": round(self.cpp_seconds, 2),
             "pump": self.pump,
             "notes": list(self.notes),
             "log": str(self.log) if self.log else None,
@@ -156,7 +155,6 @@ class Launch:
         text = self.log.read_text(errors="replace") if self.log.is_file() else ""
         if self.dist.backend == "distcc":
             remote, local, failed, fell_back = _read_distcc(text, self.dist.hosts)
-            cpp = sum(float(m.group(1)) + float(m.group(2)) for m in _DISTCC_CPP.finditer(text))
             if self.pump and _PUMP_FAILED in text:
                 self.notes.append(
                     "note: distcc-pump's include server failed on some files; distcc preprocessed those here"
@@ -164,7 +162,6 @@ class Launch:
         else:
             remote, local, failed = _read_icecc(text)
             fell_back = sum(failed.values())
-            cpp = 0.0
         return Report(
             self.dist.backend,
             self.dist.hosts,
@@ -172,7 +169,6 @@ class Launch:
             local,
             failed,
             fell_back,
-            cpp,
             self.pump,
             tuple(self.notes),
             self.log,
@@ -191,8 +187,13 @@ def _read_distcc(text: str, hosts: tuple[str, ...]) -> tuple[dict[str, int], int
     remote: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     local = fell_back = 0
+    sent: dict[str, str] = {}  # client pid -> the host its job went to last
     for line in text.splitlines():
-        if m := _DISTCC_DONE.match(line):
+        if m := _DISTCC_EXEC.match(line):
+            sent[m.group(1)] = m.group(2)
+        elif (m := _DISTCC_LOST.match(line)) and sent.get(m.group(1), "localhost") != "localhost":
+            failed[sent[m.group(1)]] += 1
+        elif m := _DISTCC_DONE.match(line):
             if m.group(2) == _PROBE:
                 continue
             if m.group(3) == "localhost":
