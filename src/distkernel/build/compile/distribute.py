@@ -56,7 +56,8 @@ class Distribution:
         if self.backend != "distcc":
             return 0
         out = call(["distcc", "-j"], env={**os.environ, "DISTCC_HOSTS": " ".join(self.hosts)}, what="distcc -j")
-        return int(out.output.split()[0]) if out.output.split()[0].isdigit() else 0
+        words = out.output.split()
+        return int(words[0]) if words and words[0].isdigit() else 0
 
 
 def parse_hosts(text: str, origin: str) -> tuple[str, ...]:
