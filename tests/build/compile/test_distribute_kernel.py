@@ -82,7 +82,10 @@ def test_icecream_build_is_the_local_package(default_package: Built) -> None:
             env = env_with(CCACHE_DISABLE="1", **net.env())
             doc = build(["--out", str(top / "out"), "-j", "4"], env, recipe=recipe)
             report = doc["distributed"]
-            assert report["per_host"] and sum(report["per_host"].values()) == net.remote_jobs()
+            # Counted on the host's side too: every job the client sent, bar a compiler
+            # probe or two that fails there (and is then run here), completed on the host.
+            sent = sum(report["per_host"].values())
+            assert 0.98 * sent <= net.remote_jobs() <= sent, (sent, net.remote_jobs())
             assert report["remote_share"] >= 0.9, report
         assert doc["metadata"]["recipe_sha256"] == default_package.metadata["recipe_sha256"]
         assert Path(doc["package"]).read_bytes() == default_package.package.read_bytes()

@@ -10,7 +10,7 @@ import pytest
 
 from distkernel.build.recipe import load_recipe
 from distkernel.core.errors import UserError
-from tests.conftest import DEFAULT_RECIPE, assert_user_facing_error, cli
+from tests.conftest import DEFAULT_RECIPE, Built, assert_user_facing_error, cli, env_with
 
 RECIPE = """\
 [kernel]
@@ -93,3 +93,15 @@ def test_cli_distcc_with_bad_hosts_is_refused() -> None:
     assert_user_facing_error(run, 2, "--distcc: 'user@bad' is not a distcc host")
     run = cli("build", DEFAULT_RECIPE, "--distcc", " ")
     assert_user_facing_error(run, 2, "--distcc: no distcc host given")
+
+
+@pytest.mark.kernel
+def test_distcc_hosts_are_not_part_of_the_package_key(default_package: Built, tmp_path: Path) -> None:
+    """`--distcc` (and DISTCC_HOSTS) only say where objects compile: the default recipe
+    built that way is the cached default package, make not run."""
+    env = env_with(DISTCC_HOSTS="elsewhere/2")
+    run = cli("build", DEFAULT_RECIPE, "--distcc", "127.0.0.1:1/4 h2/8", "--out", tmp_path, "--json", env=env)
+    assert run.code == 0, run.err
+    doc = run.json()
+    assert doc["cached"] and doc["key"] == default_package.first_run["key"]
+    assert doc["distributed"] is None  # nothing compiled, so nothing to report
