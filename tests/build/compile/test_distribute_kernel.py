@@ -1,5 +1,5 @@
 """Full kernel builds through distcc and icecream (the `extended` tier: each compiles the
-whole default kernel, ccache bypassed so every object goes out): the package is the one a
+whole default kernel, ccache's results bypassed so every object goes out): the package is the one a
 local build makes, with the same key; a distcc daemon killed mid-build costs nothing but
 a warning; the report's counts are the daemons' own."""
 
@@ -49,8 +49,10 @@ def test_distcc_build_is_the_local_package_and_survives_a_dead_host(default_pack
                     return
                 time.sleep(0.2)
 
-        # CCACHE_DISABLE: ccache still hands every compile to distcc, and answers none.
-        env = env_with(CCACHE_DISABLE="1")
+        # CCACHE_RECACHE: ccache answers no compile from its cache, and hands every one to
+        # distcc, with the arguments it gives a local compile (CCACHE_DISABLE would skip
+        # its CCACHE_BASEDIR path rewriting too, and so build another package).
+        env = env_with(CCACHE_RECACHE="1")
         args = ["--distcc", f"{d1.host} {d2.host}", "--out", str(tmp_path / "out")]
         doc = build(args, env, threading.Thread(target=kill_when_busy))
         assert killed, "the build ended before the second daemon had done its share"
@@ -79,7 +81,7 @@ def test_icecream_build_is_the_local_package(default_package: Built) -> None:
         assert "\n[build]\n" in text
         recipe.write_text(text.replace("\n[build]\n", '\n[build]\ndistribute = "icecream"\n'))
         with icecream(top / "net") as net:
-            env = env_with(CCACHE_DISABLE="1", **net.env())
+            env = env_with(CCACHE_RECACHE="1", **net.env())
             doc = build(["--out", str(top / "out"), "-j", "4"], env, recipe=recipe)
             report = doc["distributed"]
             # Counted on the host's side too: every job the client sent, bar a compiler

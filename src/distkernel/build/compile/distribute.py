@@ -210,18 +210,22 @@ def _read_distcc(text: str, hosts: tuple[str, ...]) -> tuple[dict[str, int], int
 
 
 def _read_icecc(text: str) -> tuple[dict[str, int], int, dict[str, int]]:
-    given: dict[str, str] = {}  # client pid -> the host the scheduler gave it
+    remote: Counter[str] = Counter()
     failed: Counter[str] = Counter()
+    given: dict[str, str] = {}  # client pid -> the host the scheduler last gave it
     local = 0
     for line in text.splitlines():
         if m := _ICECC_HOST.match(line):
             given[m.group(1)] = m.group(2)
+            remote[m.group(2)] += 1
         elif m := _ICECC_LOCAL.match(line):
             local += 1
         elif (m := _ICECC_FORCED.match(line)) and m.group(1) in given:
-            failed[given.pop(m.group(1))] += 1
+            host = given.pop(m.group(1))
+            remote[host] -= 1
+            failed[host] += 1
             local += 1
-    return dict(Counter(given.values())), local, dict(failed)
+    return {h: n for h, n in remote.items() if n > 0}, local, dict(failed)
 
 
 def _masquerade(folder: Path, launcher: str, compilers: tuple[str, ...]) -> str:
