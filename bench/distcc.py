@@ -56,7 +56,7 @@ def main() -> dict[str, object]:
     tail = max(0.0, ended - last_compile)
     rep = dist["distributed"]
     timings = dist["timings"]
-    head = timings.get("source", 0.0) + timings.get("config", 0.0)
+    head = sum(v for k, v in timings.items() if k.split(":")[0] in ("source", "config"))
     identical = Path(dist["package"]).read_bytes() == Path(local["package"]).read_bytes()
     return report(
         "distcc",

@@ -19,7 +19,9 @@ import pytest
 from tests.build.compile.daemons import Distccd, distccds, icecream
 from tests.conftest import DEFAULT_RECIPE, Built, env_with
 
-pytestmark = [pytest.mark.extended, pytest.mark.kernel]
+# A full compile through daemons on a shared 2-core machine took 20-30 min under load
+# (plus the default package's first build): past the suite's 1800 s default.
+pytestmark = [pytest.mark.extended, pytest.mark.kernel, pytest.mark.timeout(5400)]
 
 KILL_AFTER = 100  # jobs the doomed daemon finishes before it dies
 
