@@ -17,6 +17,7 @@ from typing import Any
 
 from distkernel.build.recipe_model import (
     CONTROL_RE,
+    DISTRIBUTE,
     LOCALVERSION_RE,
     MAX_ITEMS,
     MAX_RECIPE,
@@ -30,8 +31,10 @@ from distkernel.build.recipe_model import (
     SOURCE_KINDS,
     SYMBOL_RE,
     SYSTEM_DIRS,
+    WHERE_KEYS,
     KernelSpec,
     Recipe,
+    distcc_host_problem,
     find_line,
     normalize_symbol,
     normalize_value,
@@ -182,7 +185,7 @@ def load_recipe(path: Path) -> Recipe:
         if required not in raw:
             raise UserError(f"{path}: missing table [{required}]")
     parts = {t: reader.section(t, cls, raw[t]) for t, cls in SECTIONS.items() if t in raw}
-    recipe = Recipe(path=path, sha256=sha256_bytes(data), **parts)
+    recipe = Recipe(path=path, sha256=identity_sha256(data, text, raw), **parts)
     _check(reader, recipe)
     return recipe
 
@@ -228,8 +231,63 @@ def _check(reader: _Reader, recipe: Recipe) -> None:
         raise reader.fail("config", "base", f"file not found: {recipe.base_file}")
     if recipe.build.jobs < 0:
         raise reader.fail("build", "jobs", "must be 0 (one per core) or more")
+    _check_distribute(reader, recipe)
     if (recipe.sign.secureboot_key is None) != (recipe.sign.secureboot_cert is None):
         raise reader.fail("sign", None, "secureboot_key and secureboot_cert go together: set both or neither")
+
+
+def _check_distribute(reader: _Reader, recipe: Recipe) -> None:
+    b = recipe.build
+    if b.distribute not in DISTRIBUTE:
+        raise reader.fail(
+            "build", "distribute", f"unknown backend {_show(b.distribute, '`')} (known: {', '.join(DISTRIBUTE)})"
+        )
+    for word in b.hosts:
+        if problem := distcc_host_problem(word):
+            raise reader.fail("build", "hosts", problem)
+    if b.hosts and b.distribute != "distcc":
+        raise reader.fail(
+            "build",
+            "hosts",
+            f'hosts are distcc\'s; with distribute = "{b.distribute}" remove them'
+            + (" (icecream's scheduler picks the hosts)" if b.distribute == "icecream" else ""),
+        )
+
+
+def identity_sha256(data: bytes, text: str, raw: dict[str, Any]) -> str:
+    """The recipe's sha256: of its bytes, less the lines of the [build] keys that only say
+    where objects compile (distribute, hosts), so that moving a build to other hosts keeps
+    its package key. When those lines cannot be cut out cleanly (an inline table, say),
+    the whole file counts: a needless rebuild at worst, never a wrong cache hit."""
+    build = raw.get("build")
+    present = [k for k in WHERE_KEYS if isinstance(build, dict) and k in build]
+    if not present:
+        return sha256_bytes(data)
+    assert isinstance(build, dict)
+    lines = text.splitlines(keepends=True)
+    drop: set[int] = set()
+    for key in present:
+        start = find_line(text, "build", key) - 1
+        value = build[key]
+        # A list may span lines (one host a line): the fewest lines that parse, bounded so
+        # that a hostile recipe costs few parses.
+        last = min(len(lines), start + 3 + (len(value) if isinstance(value, list) else 0))
+        for end in range(start + 1, last + 1):
+            try:
+                piece = tomllib.loads("".join(lines[start:end]))
+            except tomllib.TOMLDecodeError:
+                continue
+            if piece == {key: value}:
+                drop.update(range(start, end))
+            break
+    kept = "".join(line for number, line in enumerate(lines) if number not in drop)
+    expected = dict(raw, build={k: v for k, v in build.items() if k not in WHERE_KEYS})
+    try:
+        if tomllib.loads(kept) == expected:
+            return sha256_bytes(kept.encode())
+    except tomllib.TOMLDecodeError:
+        pass
+    return sha256_bytes(data)
 
 
 def _check_pin(reader: _Reader, k: KernelSpec) -> None:

@@ -15,6 +15,13 @@ SYMBOL_RE = re.compile(r"^(CONFIG_)?[A-Za-z0-9_]{1,128}$")
 SOURCE_KINDS = ("debian", "tarball", "url", "dir")
 PIN_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]{0,99}$")  # 6.1.192, 6.12.117-1~deb12u1
 LOCALVERSION_RE = re.compile(r"^[A-Za-z0-9._+~-]{1,64}$")  # appended to the kernel release
+# Where objects compile ([build] distribute), and a distcc host word: HOST[:PORT][/LIMIT]
+# with distcc's `,lzo` and `,cpp` (pump mode) options, or `localhost[/LIMIT]`.
+DISTRIBUTE = ("local", "distcc", "icecream")
+DISTCC_HOST_RE = re.compile(
+    r"^(?:localhost(?:/[1-9][0-9]{0,3})?"
+    r"|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[1-9][0-9]{0,4})?(?:/[1-9][0-9]{0,3})?(?:,(?:lzo|cpp))*)$"
+)
 # Recipe values reach a .config, command lines and file names: no control character
 # (a newline in localversion would add a line to the .config), and bounded sizes so
 # that a hostile recipe costs milliseconds, not a RecursionError or an hour.
@@ -99,7 +106,12 @@ class ConfigSpec:
 @dataclass(frozen=True)
 class BuildSpec:
     ccache: bool = True
-    jobs: int = 0  # 0: one per core
+    jobs: int = 0  # 0: one per core (a distcc build: one per distcc slot)
+    # Where objects compile: "local", "distcc" (hosts here, else $DISTCC_HOSTS, `build
+    # --distcc HOSTS` over both) or "icecream" (the local iceccd's scheduler picks). Not
+    # part of the recipe's identity: the package is the same wherever it compiles.
+    distribute: str = "local"
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,20 @@ class Recipe:
             return str(path.relative_to(self.folder))
         except ValueError:
             return str(path)
+
+
+def distcc_host_problem(word: str) -> str | None:
+    """Why WORD is not a distcc host this reader accepts (None: it is)."""
+    m = DISTCC_HOST_RE.match(word)
+    port = re.search(r":(\d+)", word)
+    if m and not (port and int(port.group(1)) > 65535):
+        return None
+    return f"{word!r} is not a distcc host (HOST[:PORT][/LIMIT][,lzo][,cpp], or localhost[/LIMIT])"
+
+
+# The [build] keys that say where objects compile, never what they compile to: left out
+# of the recipe's sha256 (so of the package key and metadata).
+WHERE_KEYS = ("distribute", "hosts")
 
 
 SECTIONS: dict[str, type] = {

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distkernel import __version__
+from distkernel.build.compile.distribute import choose
 from distkernel.build.compile.kbuild import Kbuild, ccache_usable
 from distkernel.build.compile.kernel import BuildResult, compile_kernel
 from distkernel.build.config.assemble import ResolvedConfig, check_strict, config_key, resolve_config
@@ -212,9 +213,11 @@ def _build_in(
     strict: bool | None,
     progress: Progress,
 ) -> tuple[Path, Metadata, ConfigReport, BuildResult]:
+    dist = choose(recipe.build, os.environ)  # where objects compile: never part of the key
     configured = configure(recipe, work, strict=strict, progress=progress)
-    jobs = jobs or recipe.build.jobs or (os.cpu_count() or 1)
-    built = compile_kernel(configured.kbuild, configured.config.sha256, jobs, work / "logs" / "build.log", progress)
+    jobs = jobs or recipe.build.jobs or (dist.slots() if dist else 0) or (os.cpu_count() or 1)
+    log = work / "logs" / "build.log"
+    built = compile_kernel(configured.kbuild, configured.config.sha256, jobs, log, progress, dist)
     progress.stage("package")
     staged = make_package(recipe, configured, built, work, toolchain=dict(doc["toolchain"]))  # type: ignore[call-overload]
     stored = _store(key, staged)

@@ -67,6 +67,9 @@ class Kbuild:
     build_dir: Path
     arch: Arch
     ccache: bool = False
+    # A distributed compile's variables (build/compile/distribute.py), set last: the
+    # launcher goes in through the environment, so make's command lines stay local ones.
+    launch: tuple[tuple[str, str], ...] = ()
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -81,6 +84,7 @@ class Kbuild:
                     "CCACHE_COMPILERCHECK": "content",
                 }
             )
+        env.update(self.launch)
         return env
 
     def args(self) -> list[str]:

@@ -4,12 +4,15 @@ from the tree's Kbuild files), the full log on disk."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from distkernel.build.compile.distribute import Distribution, Launch, Report, launched
 from distkernel.build.compile.estimate import config_values, estimate_objects
 from distkernel.build.compile.kbuild import Kbuild
 from distkernel.core import cache
@@ -28,6 +31,7 @@ class BuildResult:
     log: Path
     objects: int  # objects compiled by this run (0 when make found nothing to do)
     seconds: float
+    distributed: Report | None = None  # what ran where, for a distcc or icecream build
 
 
 def _stats_file() -> Path:
@@ -55,7 +59,14 @@ def _remember(config_sha: str, count: int) -> None:
     cache.atomic_write_text(_stats_file(), json.dumps(stats, indent=1))
 
 
-def compile_kernel(kb: Kbuild, config_sha: str, jobs: int, log: Path, progress: Progress | None = None) -> BuildResult:
+def compile_kernel(
+    kb: Kbuild,
+    config_sha: str,
+    jobs: int,
+    log: Path,
+    progress: Progress | None = None,
+    dist: Distribution | None = None,
+) -> BuildResult:
     progress = progress or Silent()
     total = expected_objects(config_sha, kb.arch.name)
     if total is None:  # the first build of this config: count what its Kbuild files enable
@@ -70,14 +81,21 @@ def compile_kernel(kb: Kbuild, config_sha: str, jobs: int, log: Path, progress: 
             progress.update(done, total)
 
     start = time.monotonic()
-    try:
-        kb.make("all", log=log, jobs=jobs, on_line=count)
-    except ToolError as e:
-        raise Failure(f"kernel build failed ({e.message})", log=log, details=e.details) from None
+    launch: Launch | None = None
+    with contextlib.ExitStack() as stack:
+        if dist is not None:
+            work = kb.build_dir.parent
+            launch = stack.enter_context(launched(dist, work, f"{kb.arch.cross_compile}gcc", kb.ccache))
+            kb = dataclasses.replace(kb, launch=tuple(launch.env.items()))
+        try:
+            kb.make("all", log=log, jobs=jobs, on_line=count)
+        except ToolError as e:
+            raise Failure(f"kernel build failed ({e.message})", log=log, details=e.details) from None
     if done:
         _remember(config_sha, done)
     release = (kb.build_dir / "include/config/kernel.release").read_text().strip()
     image = kb.build_dir / kb.arch.image
     if not image.is_file():
         raise Failure(f"kernel build left no image at {image}", log=log)
-    return BuildResult(kb.build_dir, release, image, log, done, time.monotonic() - start)
+    report = launch.report() if launch else None
+    return BuildResult(kb.build_dir, release, image, log, done, time.monotonic() - start, report)

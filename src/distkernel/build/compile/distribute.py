@@ -1,0 +1,323 @@
+"""Distributed compiles with distcc or icecream. The launcher goes in as ccache's
+CCACHE_PREFIX (a cache hit never leaves the machine; without ccache, a folder of
+`gcc -> launcher` links goes first on PATH), so make's command lines, and with them the
+objects, are those of a local build. What ran where is read back from the launcher's own
+log: a per-build DISTCC_LOG, or icecc's ICECC_LOGFILE."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distkernel.build.compile.icecc_env import icecc_environment
+from distkernel.build.recipe_model import BuildSpec, distcc_host_problem
+from distkernel.core.errors import UserError
+from distkernel.core.tools import call, require
+
+# distcc's client log (info level, which DISTCC_LOG turns on): one line per compile
+# saying where it ran ("localhost" for this machine), and one per job a failed host
+# handed back to this machine. A compile of "(null)" is a compiler probe (Kbuild's
+# cc-option on /dev/null or stdin), always run here: not a compile job.
+_DISTCC_DONE = re.compile(r"^distcc\[(\d+)\] compile (\S+) on (\S+) completed ok$")
+_PROBE = "(null)"
+_DISTCC_FALLBACK = re.compile(
+    r"^distcc\[\d+\] (?:\(\w+\) )?Warning: failed to distribute \S+ to (\S+), running locally"
+)
+# A host that dies with a job: the job's "exec on HOST" line, then no answer (distcc then
+# retries it on another host, or here).
+_DISTCC_EXEC = re.compile(r"^distcc\[(\d+)\] exec on (\S+?): ")
+_DISTCC_LOST = re.compile(r"^distcc\[(\d+)\] \(dcc_r_result_header\) ERROR: server provided no answer")
+_DISTCC_UNREACHABLE = re.compile(r"^distcc\[\d+\] ERROR: (?:nonblocking )?connect to (\S+) failed")
+_PUMP_FAILED = "failed to get includes from include server"
+# icecc's client log (debug level): the host the scheduler gave a job, a job compiled
+# here, and a remote job that failed and was compiled here after all.
+_ICECC_HOST = re.compile(r"^ICECC\[(\d+)\] [^:]+:\d+:\d+: Have to use host (\S+) ")
+_ICECC_LOCAL = re.compile(r"^ICECC\[(\d+)\] [^:]+:\d+:\d+: (?:building myself|<building_local>)")
+_ICECC_FORCED = re.compile(r"^ICECC\[(\d+)\] .*local build forced")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Where a build's compiles go: a backend and, for distcc, its host words."""
+
+    backend: str  # "distcc" or "icecream"
+    hosts: tuple[str, ...] = ()
+    origin: str = ""  # where the hosts were given: build.hosts, DISTCC_HOSTS or --distcc
+
+    def slots(self) -> int:
+        """distcc's own count of job slots over its hosts (`distcc -j`); 0 for icecream,
+        whose scheduler hands out hosts as they free up."""
+        if self.backend != "distcc":
+            return 0
+        out = call(["distcc", "-j"], env={**os.environ, "DISTCC_HOSTS": " ".join(self.hosts)}, what="distcc -j")
+        words = out.output.split()
+        return int(words[0]) if words and words[0].isdigit() else 0
+
+
+def parse_hosts(text: str, origin: str) -> tuple[str, ...]:
+    """A DISTCC_HOSTS-style list (words separated by blanks), each word checked."""
+    words = tuple(text.split())
+    if not words:
+        raise UserError(f"{origin}: no distcc host given; name at least one (HOST[:PORT][/LIMIT])")
+    for word in words:
+        if problem := distcc_host_problem(word):
+            raise UserError(f"{origin}: {problem}")
+    return words
+
+
+def choose(spec: BuildSpec, environ: Mapping[str, str]) -> Distribution | None:
+    """The recipe's (or `--distcc`'s) choice; a distcc build's hosts are the recipe's,
+    else $DISTCC_HOSTS."""
+    if spec.distribute == "local":
+        return None
+    if spec.distribute == "icecream":
+        require("icecc")
+        return Distribution("icecream")
+    require("distcc")
+    if spec.hosts:
+        return Distribution("distcc", spec.hosts, "build.hosts")
+    if environ.get("DISTCC_HOSTS", "").strip():
+        return Distribution("distcc", parse_hosts(environ["DISTCC_HOSTS"], "DISTCC_HOSTS"), "DISTCC_HOSTS")
+    raise UserError(
+        'build.distribute = "distcc" has no hosts: set build.hosts in the recipe, DISTCC_HOSTS, '
+        "or give `build --distcc HOSTS`"
+    )
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ran where, from the launcher's log."""
+
+    backend: str
+    hosts: tuple[str, ...]
+    remote: dict[str, int]  # host -> compile jobs that ran there
+    local: int  # compile jobs that ran on this machine (what distcc or icecc kept or fell back to)
+    failed: dict[str, int]  # host -> times it failed (unreachable, or died with a job)
+    fell_back: int = 0  # jobs a failed host handed back, compiled here instead
+    pump: bool = False
+    notes: tuple[str, ...] = ()
+    log: Path | None = None
+
+    @property
+    def remote_jobs(self) -> int:
+        return sum(self.remote.values())
+
+    @property
+    def share(self) -> float:
+        """The share of the compile jobs that ran remotely (ccache hits never count)."""
+        total = self.remote_jobs + self.local
+        return self.remote_jobs / total if total else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "backend": self.backend,
+            "hosts": list(self.hosts),
+            "remote_jobs": self.remote_jobs,
+            "local_jobs": self.local,
+            "remote_share": round(self.share, 4),
+            "per_host": dict(sorted(self.remote.items())),
+            "failed_hosts": dict(sorted(self.failed.items())),
+            "fell_back_jobs": self.fell_back,
+            "pump": self.pump,
+            "notes": list(self.notes),
+            "log": str(self.log) if self.log else None,
+        }
+
+    def lines(self) -> list[str]:
+        per_host = ", ".join(f"{h}: {n}" for h, n in sorted(self.remote.items())) or "none"
+        out = [
+            f"{self.backend}{' (pump mode)' if self.pump else ''}: {self.remote_jobs} of "
+            f"{self.remote_jobs + self.local} compile jobs ran remotely ({per_host}); {self.local} on this machine"
+        ]
+        out += [
+            f"warning: host {h} failed; {n} job(s) fell back to this machine" for h, n in sorted(self.failed.items())
+        ]
+        out += list(self.notes)
+        return out
+
+
+@dataclass
+class Launch:
+    """A running distributed build: the environment its make gets, and its log."""
+
+    dist: Distribution
+    env: dict[str, str]
+    log: Path
+    pump: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def report(self) -> Report:
+        text = self.log.read_text(errors="replace") if self.log.is_file() else ""
+        if self.dist.backend == "distcc":
+            remote, local, failed, fell_back = _read_distcc(text, self.dist.hosts)
+            if self.pump and _PUMP_FAILED in text:
+                self.notes.append(
+                    "note: distcc-pump's include server failed on some files; distcc preprocessed those here"
+                )
+        else:
+            remote, local, failed = _read_icecc(text)
+            fell_back = sum(failed.values())
+        return Report(
+            self.dist.backend,
+            self.dist.hosts,
+            remote,
+            local,
+            failed,
+            fell_back,
+            self.pump,
+            tuple(self.notes),
+            self.log,
+        )
+
+
+def _host_word(address: str, hosts: tuple[str, ...]) -> str:
+    """The host word (as given) of an address distcc names in an error (HOST:PORT)."""
+    for word in hosts:
+        if word == address or word.startswith((f"{address}/", f"{address},")):
+            return word
+    return address
+
+
+def _read_distcc(text: str, hosts: tuple[str, ...]) -> tuple[dict[str, int], int, dict[str, int], int]:
+    remote: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    local = fell_back = 0
+    sent: dict[str, str] = {}  # client pid -> the host its job went to last
+    for line in text.splitlines():
+        if m := _DISTCC_EXEC.match(line):
+            sent[m.group(1)] = m.group(2)
+        elif (m := _DISTCC_LOST.match(line)) and sent.get(m.group(1), "localhost") != "localhost":
+            failed[sent[m.group(1)]] += 1
+        elif m := _DISTCC_DONE.match(line):
+            if m.group(2) == _PROBE:
+                continue
+            if m.group(3) == "localhost":
+                local += 1
+            else:
+                remote[m.group(3)] += 1
+        elif m := _DISTCC_UNREACHABLE.match(line):
+            failed[_host_word(m.group(1), hosts)] += 1
+        elif m := _DISTCC_FALLBACK.match(line):
+            failed[m.group(1)] += 1
+            fell_back += 1
+    return dict(remote), local, dict(failed), fell_back
+
+
+def _read_icecc(text: str) -> tuple[dict[str, int], int, dict[str, int]]:
+    remote: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    given: dict[str, str] = {}  # client pid -> the host the scheduler last gave it
+    local = 0
+    for line in text.splitlines():
+        if m := _ICECC_HOST.match(line):
+            given[m.group(1)] = m.group(2)
+            remote[m.group(2)] += 1
+        elif m := _ICECC_LOCAL.match(line):
+            local += 1
+        elif (m := _ICECC_FORCED.match(line)) and m.group(1) in given:
+            host = given.pop(m.group(1))
+            remote[host] -= 1
+            failed[host] += 1
+            local += 1
+    return {h: n for h, n in remote.items() if n > 0}, local, dict(failed)
+
+
+def _masquerade(folder: Path, launcher: str, compilers: tuple[str, ...]) -> str:
+    """A folder of `COMPILER -> launcher` links (distcc and icecc both find the real
+    compiler further down PATH): the launcher without changing make's CC."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in compilers:
+        link = folder / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(launcher)
+    return f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@contextlib.contextmanager
+def launched(dist: Distribution, work: Path, compiler: str, ccache: bool) -> Iterator[Launch]:
+    """The environment of a distributed `make` in WORK (its own state folder and log),
+    for COMPILER (gcc or a cross gcc); a pump include server runs while it is open."""
+    state = work / dist.backend
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    log = work / "logs" / f"{dist.backend}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    launcher = require("distcc" if dist.backend == "distcc" else "icecc")
+    env: dict[str, str] = {}
+    if ccache:
+        env["CCACHE_PREFIX"] = launcher
+    else:
+        env["PATH"] = _masquerade(state / "bin", launcher, tuple(dict.fromkeys(("gcc", "cc", compiler))))
+    if dist.backend == "icecream":
+        env.update(ICECC_VERSION=str(icecc_environment(compiler)), ICECC_DEBUG="debug", ICECC_LOGFILE=str(log))
+        yield Launch(dist, env, log)
+        return
+    # DISTCC_DIR: distcc's locks and host back-off notes, fresh for each build.
+    env.update(DISTCC_HOSTS=" ".join(dist.hosts), DISTCC_LOG=str(log), DISTCC_DIR=str(state), DISTCC_FALLBACK="1")
+    launch = Launch(dist, env, log)
+    with _pump(launch, state, compiler):
+        yield launch
+
+
+@contextlib.contextmanager
+def _pump(launch: Launch, state: Path, compiler: str) -> Iterator[None]:
+    """distcc's pump mode (preprocessing on the hosts) when every host allows it
+    (`,cpp,lzo`) and distcc-pump's include server passes a probe: a file compiled through
+    it must come back byte-identical to a local compile (same __FILE__ under
+    -fmacro-prefix-map, same debug info). Otherwise plain mode, and the report says why."""
+    if not all(",cpp" in h and ",lzo" in h for h in launch.dist.hosts):
+        yield
+        return
+    pump = shutil.which("distcc-pump") or shutil.which("pump")
+    if pump is None:
+        launch.notes.append("note: the hosts allow pump mode but distcc-pump is not installed; plain mode")
+        yield
+        return
+    base = {**os.environ, **launch.env}
+    started = call([pump, "--startup"], env=base, ok=None, timeout=60, what="distcc-pump --startup")
+    exports = dict(re.findall(r"^export (\w+)='([^']*)'$", started.output, re.MULTILINE))
+    if started.code != 0 or "INCLUDE_SERVER_PORT" not in exports:
+        launch.notes.append("note: distcc-pump's include server did not start; plain mode")
+        yield
+        return
+    try:
+        why = _probe_pump({**base, **exports}, state, compiler)
+        if why:
+            launch.notes.append(f"note: pump mode off ({why}); plain mode")
+        else:
+            launch.env.update(exports)
+            launch.pump = True
+        if why:
+            call([pump, "--shutdown"], env={**base, **exports}, ok=None, timeout=60)
+        yield
+    finally:
+        if launch.pump:
+            call([pump, "--shutdown"], env={**base, **exports}, ok=None, timeout=60)
+
+
+def _probe_pump(env: dict[str, str], state: Path, compiler: str) -> str:
+    """Why pump mode cannot be trusted here ("" when it can)."""
+    probe = state / "probe"
+    probe.mkdir(exist_ok=True)
+    (probe / "probe.c").write_text("const char *where(void) { return __FILE__; }\n")
+    args = [compiler, "-g", "-O2", f"-fmacro-prefix-map={probe}/=", "-c", str(probe / "probe.c"), "-o"]
+    probe_log = probe / "distcc.log"
+    pumped = call(["distcc", *args, str(probe / "pump.o")], env={**env, "DISTCC_LOG": str(probe_log)}, ok=None)
+    here = call([*args, str(probe / "local.o")], ok=None)
+    text = probe_log.read_text(errors="replace") if probe_log.is_file() else ""
+    if pumped.code != 0 or here.code != 0:
+        return "the probe compile failed"
+    if _PUMP_FAILED in text:
+        return "distcc-pump's include server fails on this system"
+    if not any((m := _DISTCC_DONE.match(line)) and m.group(3) != "localhost" for line in text.splitlines()):
+        return "the probe compile found no host"
+    if (probe / "pump.o").read_bytes() != (probe / "local.o").read_bytes():
+        return "a pump-mode object differs from a local one"
+    return ""
