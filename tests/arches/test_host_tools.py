@@ -78,3 +78,20 @@ def test_a_foreign_fixdep_whose_source_is_missing_is_refused(tmp_path: Path) -> 
     with pytest.raises(ToolError) as e:
         hosttools.ensure(tmp_path / "headers", tmp_path / "log")
     assert "scripts/basic/fixdep.c not in the headers" in str(e.value)
+
+
+def test_a_tool_of_this_machine_that_cannot_start_is_rebuilt(tmp_path: Path) -> None:
+    """Same ELF machine, but its program interpreter is not on this machine (a build
+    server of another C library): rebuilt too."""
+    fixdep = tmp_path / "headers" / "scripts" / "basic" / "fixdep"
+    fixdep.parent.mkdir(parents=True)
+    true = Path(shutil.which("true") or "/bin/true").resolve().read_bytes()
+    interp = next(p for p in (b"/lib64/ld-linux-x86-64.so.2", b"/lib/ld-linux-aarch64.so.1") if p in true)
+    fixdep.write_bytes(true.replace(interp, interp.replace(b"ld-", b"xx-")))
+    fixdep.chmod(0o755)
+    (fixdep.parent / "fixdep.c").write_text("int main(void) { return 0; }\n")
+    assert hosttools.elf_machine(fixdep) == hosttools.this_machine()
+    assert hosttools.why_rebuild(fixdep).startswith("it cannot start here")
+    assert hosttools.ensure(tmp_path / "headers", tmp_path / "log") == ("scripts/basic/fixdep",)
+    assert hosttools.why_rebuild(fixdep) == ""
+    assert hosttools.ensure(tmp_path / "headers", tmp_path / "log") == ()  # rebuilt once: left alone since
