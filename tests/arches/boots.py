@@ -36,10 +36,6 @@ def _panic_lines() -> dict[str, Any]:
     return tomllib.loads((DATA / "panic-lines.toml").read_text())
 
 
-def has_recorded_panic(arch: str) -> bool:
-    return arch in _panic_lines()
-
-
 def recorded_panic(arch: str) -> str:
     return str(_panic_lines()[arch]["line"])
 

@@ -31,7 +31,7 @@ from distkernel.core.errors import DistkernelError
 from distkernel.core.paths import EXTMOD_WORK
 from distkernel.core.progress import elapsed
 from distkernel.core.tools import run
-from distkernel.target.extmod import dkms, registry, signing, steps
+from distkernel.target.extmod import dkms, hosttools, registry, signing, steps
 from distkernel.target.extmod.jobserver import JobServer, default_cores
 from distkernel.target.extmod.kernel import Kernel
 from distkernel.target.extmod.placement import Claims, uninstall
@@ -150,6 +150,7 @@ def _prepare(root: Path, task: _Task, work: Path, cores: int) -> None:
                 return task.decide("excluded", conf.exclusion, files=())
         if not (kernel.headers / "Makefile").is_file():
             task.decide("failed", f"no headers tree at {kernel.headers} (it has no Makefile)")
+        hosttools.ensure(kernel.headers, task.log)  # its fixdep, modpost... runnable here
     except Exception as e:  # a module must never break the kernel's install
         task.decide("failed", _why(e, task.log))
 
