@@ -201,6 +201,11 @@ def test_grub_boots_a_kernel_on_trial_a_bounded_number_of_times(pkgs: dict[str, 
     assert state.default == "6.1.0-fake"
     run = cli("list", "--root", root, "--json")
     assert {k["release"]: k["boot"] for k in run.json()["kernels"]}["6.2.0-fake"] == f"BAD: failed {GRUB_TRIES} tries"
+    # The fallback boot's mark-good (of the known-good kernel it runs) keeps the failed count.
+    mark_good(root, "6.1.0-fake")
+    assert grub_env(root) == {"distkernel_trial": "6.2.0-fake", "distkernel_tries": "0"}
+    run = cli("list", "--root", root, "--json")
+    assert {k["release"]: k["boot"] for k in run.json()["kernels"]}["6.2.0-fake"] == f"BAD: failed {GRUB_TRIES} tries"
     # mark-good: the saved default, no counter left.
     mark_good(root, "6.2.0-fake")
     assert grub_env(root) == {}

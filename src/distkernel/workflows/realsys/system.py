@@ -1,6 +1,7 @@
 """Make an unpacked Debian root a bootable system: who it is (machine id, fstab, kernel
-command line), its network and the report unit, a kernel installed by distkernel with
-the bls layout, systemd-boot installed by the root's own bootctl; then its disk."""
+command line), its network, the report unit and distkernel's mark-good unit, a kernel
+installed by distkernel with the bls layout and systemd-boot installed by the root's own
+bootctl, or with the grub layout and GRUB by the root's own grub-install; then its disk."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ PLAN = "etc/realsys/plan"
 # A fixed machine id: entry paths ({token}) are the same at every run.
 MACHINE_ID = uuid.uuid5(uuid.NAMESPACE_URL, "distkernel:realsys:machine").hex
 UNIT = "realsys-report.service"
+# distkernel's own unit: after a good boot (boot-complete.target) `distkernel mark-good`.
+MARK_GOOD_UNIT = "distkernel-mark-good.service"
+LAYOUTS = ("bls", "grub")
 
 
 def _data(name: str) -> bytes:
@@ -41,10 +45,17 @@ def cmdline(ident: Identity, console: str, root_device: str | None = None) -> st
 
 
 def configure(
-    root: Path, ident: Identity, *, console: str, plan: str | None, log: Path, root_device: str | None = None
+    root: Path,
+    ident: Identity,
+    *,
+    console: str,
+    plan: str | None,
+    log: Path,
+    root_device: str | None = None,
+    layout: str = "bls",
 ) -> None:
-    """Identity, mounts, network, the report unit and PLAN (a script run at each boot
-    with the running release as $1; its output goes to the console)."""
+    """Identity, mounts, network, the report and mark-good units and PLAN (a script run
+    at each boot with the running release as $1; its output goes to the console)."""
     _write(root, "etc/machine-id", MACHINE_ID + "\n", 0o444)
     _write(root, "etc/hostname", "realsys\n")
     _write(
@@ -53,21 +64,29 @@ def configure(
         f"UUID={ident.root_uuid} / ext4 rw,errors=remount-ro 0 0\n"
         # As Debian's installer writes it, not nofail: the ESP is then mounted before
         # local-fs.target, which systemd-bless-boot.service waits for (with nofail it ran
-        # before the mount, found no ESP and failed, leaving the boot counted).
-        f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077,x-systemd.device-timeout=30s 0 1\n",
+        # before the mount, found no ESP and failed, leaving the boot counted). systemd's
+        # own wait for the device (90 s): with 30 s, udev's coldplug under TCG on a loaded
+        # machine missed it and the boot ended in emergency mode.
+        f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077 0 1\n",
     )
     _write(root, "etc/kernel/cmdline", cmdline(ident, console, root_device) + "\n")
-    # Every kernel in the bls layout, in the guest too: bootctl's empty EFI/Linux would
-    # otherwise make detection choose uki for the next one.
-    _write(root, "etc/kernel/install.conf", "layout=bls\n")
+    # Every kernel in LAYOUT, in the guest too: bootctl's empty EFI/Linux would otherwise
+    # make detection choose uki for the next one.
+    _write(root, "etc/kernel/install.conf", f"layout={layout}\n")
     _write(root, "etc/systemd/network/80-guest.network", _data("guest.network"))
     _write(root, f"etc/systemd/system/{UNIT}", _data(UNIT))
     _write(root, "usr/local/sbin/realsys-report", _data("realsys-report"), 0o755)
+    _write(root, f"etc/systemd/system/{MARK_GOOD_UNIT}", _data(MARK_GOOD_UNIT))
     if plan is not None:
         _write(root, PLAN, plan, 0o755)
     (root / ESP_DIR).mkdir(parents=True, exist_ok=True)
     env = chroot_env()
-    run(["chroot", root, "systemctl", "enable", UNIT, "systemd-networkd.service"], log=log, env=env, what="systemctl")
+    run(
+        ["chroot", root, "systemctl", "enable", UNIT, MARK_GOOD_UNIT, "systemd-networkd.service"],
+        log=log,
+        env=env,
+        what="systemctl",
+    )
     # A getty on the serial console would hang the console up under the report.
     run(["chroot", root, "systemctl", "mask", f"serial-getty@{console}.service"], log=log, env=env, what="systemctl")
 
@@ -100,6 +119,74 @@ def bootctl_install(root: Path, *, log: Path) -> None:
     shutil.rmtree(out)
 
 
+# grub-install finds the device under /boot/grub and the ESP from the mount table and
+# reads their file systems (the root's UUID goes into the EFI image's search, the ESP must
+# be FAT); with no disk yet and no loop devices, in a private mount namespace a tmpfs
+# whose source names a stand-in image (an empty ext4 with the root's UUID, an empty FAT)
+# is the root a chroot of the root's /usr and /etc sees, and another the ESP. What
+# grub-install wrote is copied out into the root's /boot/grub and ESP folder. The stand-in
+# is a whole file system, not a partition: GRUB's GPT module goes into the image by name
+# (found from the device on a real disk; without it GRUB finds no root: "no such device").
+GRUB_SH = """set -e
+root=$1 top=$2 out=$3 esp=$4
+mount -t tmpfs /standin-root.img "$top"
+mount -t tmpfs /standin-esp.img "$out"
+cp "$top.ext4" "$top/standin-root.img"
+cp "$top.vfat" "$top/standin-esp.img"
+for d in usr etc dev proc tmp boot/grub "$esp"; do mkdir -p "$top/$d"; done
+for l in bin sbin lib lib64; do [ -L "$root/$l" ] && cp -P "$root/$l" "$top/$l"; done
+mount --bind "$root/usr" "$top/usr"
+mount --bind "$root/etc" "$top/etc"
+mount --rbind /dev "$top/dev"
+mount -t proc proc "$top/proc"
+mount --bind "$out" "$top/$esp"
+chroot "$top" grub-install --target=x86_64-efi --efi-directory="/$esp" --boot-directory=/boot \
+    --removable --no-nvram --modules=part_gpt
+mkdir -p "$root/boot/grub" "$out.copy"
+cp -a "$top/boot/grub/." "$root/boot/grub/"
+cp -a "$out/." "$out.copy/"
+"""
+
+
+def grub_install(root: Path, ident: Identity, *, log: Path) -> None:
+    """GRUB (the root's grub-install, x86_64-efi) onto the root's /boot/grub and the
+    removable-media path of its ESP folder, no EFI variables (see GRUB_SH)."""
+    top = root.parent / f".{root.name}-grub"
+    out = root.parent / f".{root.name}-grub-esp"
+    for p in (top, out, Path(f"{out}.copy")):
+        shutil.rmtree(p, ignore_errors=True)
+        p.mkdir()
+    try:
+        run(["mkfs.ext4", "-q", "-F", "-U", ident.root_uuid, "-L", "root", f"{top}.ext4", "4M"], log=log,
+            what="mkfs.ext4 (stand-in)")  # fmt: skip
+        run(["mkfs.vfat", "-C", "-i", ident.esp_serial, f"{top}.vfat", "2048"], log=log, what="mkfs.vfat (stand-in)")
+        run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", GRUB_SH, "sh", root, top, out, ESP_DIR],
+            log=log,
+            env=chroot_env(),
+            what="grub-install",
+        )
+        shutil.copytree(f"{out}.copy", root / ESP_DIR, dirs_exist_ok=True)
+    finally:
+        for p in (top, out, Path(f"{out}.copy"), Path(f"{top}.ext4"), Path(f"{top}.vfat")):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def divert_grub_mkconfig(root: Path, *, log: Path) -> None:
+    """Set the root's grub-mkconfig aside the way dpkg keeps (dpkg-divert): distkernel
+    runs grub-mkconfig when the root has it, and its fallback needs its own grub.cfg."""
+    run(
+        ["chroot", root, "dpkg-divert", "--local", "--rename", "--divert", "/usr/sbin/grub-mkconfig.distrib",
+         "--add", "/usr/sbin/grub-mkconfig"],
+        log=log,
+        env=chroot_env(),
+        what="dpkg-divert (grub-mkconfig)",
+    )  # fmt: skip
+
+
 def install_kernel(root: Path, package: Path, *, layout: str = "bls", log: Path) -> None:
     run(
         [sys.executable, "-m", "distkernel", "install", package, "--root", root, "--layout", layout,
@@ -130,14 +217,18 @@ def system_image(
     files: dict[str, Path],
     root_device: str | None = None,
     console: str = "ttyS0",
+    layout: str = "bls",
 ) -> Path:
     """The whole system in WORK/disk.img: the Debian root with distkernel, PLAN, the
     binhost key TRUSTED, FILES (root-relative path -> file or folder to copy there),
-    systemd-boot and PACKAGE installed with the bls layout."""
+    its boot loader (LAYOUT bls: systemd-boot; grub: GRUB) and PACKAGE installed with
+    LAYOUT."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: one of {LAYOUTS}")
     log = work / "system.log"
     ident = Identity.fixed(work.name)
     root = unpack_root(work / "root", log)
-    configure(root, ident, console=console, plan=plan, log=log, root_device=root_device)
+    configure(root, ident, console=console, plan=plan, log=log, root_device=root_device, layout=layout)
     for rel, src in files.items():
         if src.is_dir():
             shutil.copytree(src, root / rel)
@@ -146,8 +237,12 @@ def system_image(
             shutil.copyfile(src, root / rel)
     (root / TRUSTED_DIR).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(trusted, root / TRUSTED_DIR / "binhost.pub")
-    bootctl_install(root, log=log)
-    install_kernel(root, package, log=log)
+    if layout == "grub":
+        divert_grub_mkconfig(root, log=log)
+        grub_install(root, ident, log=log)
+    else:
+        bootctl_install(root, log=log)
+    install_kernel(root, package, layout=layout, log=log)
     disk = make_disk(root, ident, work / "disk.img", log=log)
     shutil.rmtree(root)
     return disk

@@ -64,7 +64,9 @@ def trial_lines(on_trial: KernelRecord, good: KernelRecord) -> list[str]:
 
 def grubenv(target: Target, state: State) -> bytes:
     """The environment block: the trial's release and its tries left (kept as GRUB left
-    them while the same kernel is on trial), else no variable of ours."""
+    them while the same kernel is on trial); a trial that used up its tries stays as GRUB
+    left it (`list` says BAD) while that kernel is installed and not marked good; else no
+    variable of ours."""
     s = spec("grub")
     current = _read_env(target)
     keep = {k: v for k, v in current.items() if k not in (s["env_release"], s["env_tries"])}
@@ -74,10 +76,20 @@ def grubenv(target: Target, state: State) -> bytes:
         same = current.get(s["env_release"]) == release and s["env_tries"] in current
         keep[s["env_release"]] = release
         keep[s["env_tries"]] = current[s["env_tries"]] if same else str(s["tries"])
+    elif _failed(current, state):
+        keep[s["env_release"]] = current[s["env_release"]]
+        keep[s["env_tries"]] = current[s["env_tries"]]
     body = ENV_HEADER + b"".join(f"{k}={v}\n".encode() for k, v in keep.items())
     if len(body) > ENV_SIZE:
         body = ENV_HEADER  # not ours to shorten: a block this full is left to grub-editenv
     return body.ljust(ENV_SIZE, b"#")
+
+
+def _failed(env: dict[str, str], state: State) -> bool:
+    """ENV names a kernel of STATE that used up its tries and is not known-good."""
+    s = spec("grub")
+    k = state.kernels.get(env.get(s["env_release"], ""))
+    return k is not None and not k.known_good and env.get(s["env_tries"]) == "0"
 
 
 def trial_tries(target: Target, release: str) -> tuple[int, int] | None:
