@@ -176,7 +176,10 @@ def _kernel_line(lines: list[str], release: str) -> str:
 
 
 def _report(guest: Guest, release: str) -> None:
-    """The report unit's state line for RELEASE; `running` or the failed units."""
+    """The report unit's state line for RELEASE; `running` or the failed units. This is
+    how a boot is seen to reach multi-user.target (`is-system-running --wait`): systemd's
+    own "Reached target" line is not on the console once the report unit, which writes
+    there, has started (it starts after the mark-good unit, just before the target)."""
     m = guest.expect(r"REALSYS state=(\S+) release=(\S+)", BOOT_S, what=f"boot of {release}")
     assert m.group(2) == release, m.group(0)
     if m.group(1) != "running":
@@ -237,7 +240,6 @@ def _falls_back(guest: Guest, second: str, trial: str) -> None:
     guest.expect(
         rf"Linux version {second} ", BOOT_S, what="back on the known-good kernel", unless=rf"Linux version {trial} "
     )
-    guest.expect(r"Reached target .*Multi-User System", BOOT_S, what="fallback boot")
     _report(guest, second)
 
 
@@ -259,14 +261,12 @@ def test_a_real_debian_system_boots_upgrades_in_place_rebuilds_its_module_and_fa
     )
     with _running(disk, tmp_path, kernels.repo) as guest:
         guest.expect(rf"Linux version {first} ", BOOT_S, what="first boot")
-        guest.expect(r"Reached target .*Multi-User System", BOOT_S, what="first boot")
         _report(guest, first)
         for step in ("modules add", "install --from"):
             guest.expect(f"REALSYS plan: step: {step}$", UPGRADE_S, what=step, unless=PLAN_FAILED)
         upgraded = _plan_lines(guest, "reboot", UPGRADE_S)  # its entry on trial, with the counter
         assert any(line.endswith(f"-{second}+{TRIES}.conf") for line in upgraded), upgraded
         guest.expect(rf"Linux version {second} ", BOOT_S, what="reboot into the new kernel")
-        guest.expect(r"Reached target .*Multi-User System", BOOT_S, what="second boot")
         _report(guest, second)
         guest.expect(r"REALSYS plan: dk_dkms ", 120, what="the rebuilt module loaded", unless=PLAN_FAILED)
 
