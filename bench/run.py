@@ -18,7 +18,14 @@ BENCHES = [
     "bench.modules_together",
     "bench.boot_to_marker",
     "bench.arches",
+    "bench.sign_package",
+    "bench.bump_nothing_new",
+    "bench.binhost_install",
+    "bench.matrix_vs_serial",
 ]
+# Not run by default, each tens of minutes or more: bench.distcc (two full compiles),
+# bench.real_system (two upgrades of a real Debian guest), bench.debian_acceptance
+# (Debian's archive and a 6.12 build); name them to run them.
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHES
