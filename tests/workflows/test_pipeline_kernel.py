@@ -46,6 +46,10 @@ def test_every_manifest_hash_verifies_and_plain_tar_reads_it(default_package: Bu
     assert release == "6.1.192-distkernel"
     config = (tmp_path / "kernel/config").read_text()
     assert "CONFIG_TEST_LKM=m" in config and 'CONFIG_LOCALVERSION="-distkernel"' in config
+    # A compiler listing whose comments depend on where it was compiled (a distcc host
+    # cannot read the source) is not shipped; the header made from it is.
+    assert (tmp_path / "headers/scripts/mod/devicetable-offsets.h").is_file()
+    assert not (tmp_path / "headers/scripts/mod/devicetable-offsets.s").exists()
 
 
 def test_cli_inspect_and_verify(default_package: Built) -> None:

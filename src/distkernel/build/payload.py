@@ -82,7 +82,10 @@ def module_members(moddir: Path | None) -> list[Member]:
 # Not needed to build external modules: the kbuild maintainers' own slim-down of the
 # headers package (install-extmod-build, 2024), applied to every kernel version.
 SKIP_SCRIPTS = ("scripts/atomic/", "scripts/dtc/", "scripts/kconfig/", "scripts/package/")
-SKIP_FILES = ("scripts/unifdef", "scripts/mod/mk_elfconfig")
+# devicetable-offsets.s: compiler output with source lines as comments, only when the
+# compiler could read the source (not on a distcc host), from which the shipped
+# devicetable-offsets.h is made: packages would differ with where it was compiled.
+SKIP_FILES = ("scripts/unifdef", "scripts/mod/mk_elfconfig", "scripts/mod/devicetable-offsets.s")
 KEEP_CONFIG = ("include/config/auto.conf", "include/config/kernel.release")
 
 
