@@ -10,44 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from distkernel.build.package.format import Metadata
-from distkernel.build.package.writer import Member, write_package
 from distkernel.core.errors import UserError
 from distkernel.target.install import install_package, remove_kernel
-from tests.build.package.images import fake_image
-from tests.target.install.helpers import CONFIG, consistent, fake_package, make_root
+from tests.target.install.helpers import consistent, fake_package, make_root
 
 CMDLINE = "root=/dev/sda2 ro"
 ENTRY = "boot/syslinux/syslinux.cfg"
 
 
 def ppc64le_package(out: Path, release: str) -> Path:
-    members = [
-        Member("kernel/vmlinuz", data=fake_image("ppc64le", release)),
-        Member("kernel/System.map", data=b"c000000000000000 T _text\n"),
-        Member("kernel/config", data=CONFIG),
-        Member("modules/modules.order", data=b""),
-        Member("modules/modules.builtin", data=b""),
-        Member("modules/modules.builtin.modinfo", data=b""),
-        Member("headers/Makefile", data=b"# fake\n"),
-        Member("headers/.config", data=CONFIG),
-    ]
-    meta = Metadata(
-        name="fake-ppc64le",
-        variant="",
-        kernel_release=release,
-        version="6.1.0",
-        arch="ppc64le",
-        recipe_sha256="0" * 64,
-        config_sha256="0" * 64,
-        source={"origin": "test"},
-        toolchain={},
-        build_date=0,
-        sizes={},
-        image="kernel/vmlinuz",
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    return write_package(out, meta, members)
+    return fake_package(out, release, arch="ppc64le")
 
 
 def entry_lines(root: Path) -> list[str]:

@@ -24,10 +24,11 @@ from tests.build.package.images import fake_image
 CONFIG = b"CONFIG_MODULES=y\nCONFIG_BLK_DEV_INITRD=y\nCONFIG_RD_GZIP=y\nCONFIG_BINFMT_SCRIPT=y\nCONFIG_DEVTMPFS=y\n"
 
 
-def fake_package(out: Path, release: str = "6.1.0-fake", *, image: bytes | None = None) -> Path:
-    """A well-formed package: a stand-in image, no .ko (depmod runs on empty trees), headers."""
+def fake_package(out: Path, release: str = "6.1.0-fake", *, image: bytes | None = None, arch: str = "x86_64") -> Path:
+    """A well-formed package for ARCH: a stand-in image, no .ko (depmod runs on empty
+    trees), headers."""
     members = [
-        Member("kernel/vmlinuz", data=image or fake_image("x86_64", release)),
+        Member("kernel/vmlinuz", data=image or fake_image(arch, release)),
         Member("kernel/System.map", data=b"ffffffff81000000 T _text\n"),
         Member("kernel/config", data=CONFIG),
         Member("modules/modules.order", data=b""),
@@ -43,7 +44,7 @@ def fake_package(out: Path, release: str = "6.1.0-fake", *, image: bytes | None 
         variant="",
         kernel_release=release,
         version="6.1.0",
-        arch="x86_64",
+        arch=arch,
         recipe_sha256="0" * 64,
         config_sha256="0" * 64,
         source={"origin": "test"},
@@ -52,6 +53,7 @@ def fake_package(out: Path, release: str = "6.1.0-fake", *, image: bytes | None 
         sizes={},
         image="kernel/vmlinuz",
     )
+    out.mkdir(parents=True, exist_ok=True)
     return write_package(out, meta, members)
 
 
