@@ -26,6 +26,11 @@ Public API (stable; the hostile-input suite drives it):
   modules/) and `headers`. A part must hold every file and symlink its manifest lists
   under its own folders, and nothing else; the default, `whole`, is the package file
   as built. Every check above applies to a part as to a whole package.
+- `take`: the part the caller wants out of the file (default: all of `part`). Members of
+  the other folders must still be where the manifest says, with its kind and size,
+  and none may be missing, but their data is passed over unread: neither hashed nor
+  handed to the sink (an install that places no headers tree does not check what it
+  does not write; what it writes is checked as always).
 - `read_head(path)`: the control members alone, with every check that needs no
   payload; for reading a package this program just wrote. It is no verdict on the
   payload: for input from elsewhere, use check_package.
@@ -91,6 +96,12 @@ class VerifiedPackage:
     image: ImageInfo | None = None  # None from read_head, and for the headers part
     problems: list[str] = field(default_factory=list)  # always empty here; the trust gate refuses any
     part: str = WHOLE  # which payload folders it holds (format.PART_TOPS)
+    take: str = ""  # which of them are read and handed on ("": all of `part`)
+    dirs: frozenset[str] = frozenset()  # the folders the manifest implies (declared.py)
+
+    @property
+    def taken(self) -> str:
+        return self.take or self.part
 
     @property
     def ok(self) -> bool:
@@ -128,14 +139,24 @@ def _control(tar: TarStream, name: str, limit: int) -> bytes:
     return tar.read_all(header.size)
 
 
-def _head(tar: TarStream) -> _Head:
+def _head(tar: TarStream, expect: VerifiedPackage | None = None) -> _Head:
+    """The control members, judged; with EXPECT (the same bytes judged before), its
+    judgement is taken instead of parsing the same metadata and manifest again."""
     meta_raw = _control(tar, METADATA, 1 << 20)
-    metadata = parse_metadata(meta_raw)
     manifest_raw = _control(tar, MANIFEST, 64 << 20)
-    manifest = parse_manifest(manifest_raw)
-    if manifest.metadata_sha256 != hashlib.sha256(meta_raw).hexdigest():
-        raise SchemaError(f"{METADATA}: sha256 differs from the manifest")
-    dirs = check_declared(metadata, manifest)
+    manifest_sha256 = hashlib.sha256(manifest_raw).hexdigest()
+    meta_sha256 = hashlib.sha256(meta_raw).hexdigest()
+    if expect is not None and (manifest_sha256, meta_sha256) == (
+        expect.manifest_sha256,
+        expect.manifest.metadata_sha256,
+    ):
+        metadata, manifest, dirs = expect.metadata, expect.manifest, expect.dirs
+    else:
+        metadata = parse_metadata(meta_raw)
+        manifest = parse_manifest(manifest_raw)
+        if manifest.metadata_sha256 != meta_sha256:
+            raise SchemaError(f"{METADATA}: sha256 differs from the manifest")
+        dirs = check_declared(metadata, manifest)
     signature = None
     first = tar.next()
     if first is not None and first.name == SIGNATURE and first.kind == "file":
@@ -143,7 +164,7 @@ def _head(tar: TarStream) -> _Head:
             raise SchemaError(f"{SIGNATURE}: larger than {MAX_SIGNATURE} bytes")
         signature = tar.read_all(first.size)
         first = tar.next()
-    return _Head(metadata, manifest, hashlib.sha256(manifest_raw).hexdigest(), signature, dirs, first)
+    return _Head(metadata, manifest, manifest_sha256, signature, dirs, first)
 
 
 def _headers(first: Header | None, tar: TarStream) -> Iterable[Header]:
@@ -157,9 +178,25 @@ def _top(name: str) -> str:
     return name.split("/", 1)[0]
 
 
-def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str) -> tuple[int, int, ImageInfo | None]:
+def _pass_over(tar: TarStream, h: Header, head: _Head) -> None:
+    """A member that is not taken: only where the manifest has it, its data unread."""
     files, links = head.manifest.files, head.manifest.links
-    tops = PART_TOPS[part]
+    if h.kind == "symlink" and links.get(h.name) == h.linkname:
+        return
+    if h.kind == "dir" and h.name in head.dirs:
+        return
+    entry = files.get(h.name)
+    if h.kind != "file" or entry is None:
+        raise SchemaError(f"{h.name}: a {h.kind} not in the manifest")
+    if (h.size, h.mode) != (entry.size, entry.mode):
+        raise SchemaError(f"{h.name}: size or mode differs from the manifest's")
+    for _ in tar.chunks(h.size):
+        pass
+
+
+def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str, take: str) -> tuple[int, int, ImageInfo | None]:
+    files, links = head.manifest.files, head.manifest.links
+    tops, taken = PART_TOPS[part], PART_TOPS[take or part]
     seen: set[str] = set()
     count = total = 0
     image: ImageInfo | None = None
@@ -174,6 +211,9 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str) -> tuple
         if name in seen:
             raise SchemaError(f"{name}: appears twice")
         seen.add(name)
+        if _top(name) not in taken:
+            _pass_over(tar, h, head)
+            continue
         if h.kind == "symlink":
             if links.get(name) != h.linkname:
                 raise SchemaError(f"{name}: symlink not in the manifest (or another target)")
@@ -219,30 +259,46 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str) -> tuple
         hint = f" (it holds nothing of {', '.join(absent)}/: a part of a binhost's package?)" if absent else ""
         raise SchemaError(f"{missing[0]}: in the manifest but not in the package{hint}")
     # the manifest holds the image (check_declared), and a part with kernel/ read it
-    assert image is not None or _top(IMAGE) not in tops
+    assert image is not None or _top(IMAGE) not in taken
     return count, total, image
 
 
 def check_package(
-    path: Path, sink: Sink | None = None, *, expect: VerifiedPackage | None = None, part: str = WHOLE
+    path: Path,
+    sink: Sink | None = None,
+    *,
+    expect: VerifiedPackage | None = None,
+    part: str = WHOLE,
+    take: str = "",
 ) -> VerifiedPackage:
     """The verdict on PATH (see the module's docstring); PackageError at the first problem."""
     with _open(path) as f:
         try:
             tar = TarStream(f)
-            head = _head(tar)
+            head = _head(tar, expect)
             if expect is not None and (expect.manifest_sha256, expect.signature) != (
                 head.manifest_sha256,
                 head.signature,
             ):
                 raise SchemaError("changed since it was checked; run the command again")
-            count, total, image = _payload(tar, head, sink, part)
+            assert set(PART_TOPS[take or part]) <= set(PART_TOPS[part]), (take, part)
+            count, total, image = _payload(tar, head, sink, part, take)
         except Unreadable as e:
             raise _error(path, f"not a readable distkernel package ({e}); rebuild or re-download it") from None
         except SchemaError as e:
             raise _error(path, f"refused: {e}; rebuild or re-download the package") from None
     return VerifiedPackage(
-        path, head.metadata, head.manifest, head.manifest_sha256, head.signature, count, total, image, part=part
+        path,
+        head.metadata,
+        head.manifest,
+        head.manifest_sha256,
+        head.signature,
+        count,
+        total,
+        image,
+        part=part,
+        take=take,
+        dirs=head.dirs,
     )
 
 
@@ -257,7 +313,9 @@ def read_head(path: Path, part: str = WHOLE) -> VerifiedPackage:
             raise _error(path, f"not a readable distkernel package ({e}); rebuild or re-download it") from None
         except SchemaError as e:
             raise _error(path, f"refused: {e}; rebuild or re-download the package") from None
-    return VerifiedPackage(path, head.metadata, head.manifest, head.manifest_sha256, head.signature, part=part)
+    return VerifiedPackage(
+        path, head.metadata, head.manifest, head.manifest_sha256, head.signature, part=part, dirs=head.dirs
+    )
 
 
 def read_metadata(path: Path) -> Metadata:
