@@ -20,7 +20,7 @@ EM_AARCH64 = 183
 
 
 def installed_headers(built: Built, root: Path) -> Path:
-    run = cli("install", built.package, "--root", root, "--layout", "plain", "--json")
+    run = cli("install", built.package, "--root", root, "--layout", "plain", "--with-headers", "--json")
     assert run.code == 0, run.err
     return Path(run.json()["headers_dir"])
 

@@ -98,7 +98,8 @@ def show_plan(plan: Plan, as_json: bool) -> None:
 @click.option(
     "--with-headers",
     is_flag=True,
-    help="With --from: fetch the headers part too [default: only when the root has external modules].",
+    help="Place the headers tree too (with --from: fetch the headers part) [default: only when the root "
+    "builds external modules].",
 )
 @options.DRY_RUN
 @JSON
@@ -121,12 +122,21 @@ def install(
     with render.progress():  # a download's bytes and rate, dracut's running time (on a terminal)
         path, fetched = package_path(package, source, root, with_headers)
         if dry_run:
+            from distkernel.target.install.api import places_headers
             from distkernel.target.install.plan import install_plan
 
-            show_plan(install_plan(path, root, layout, initramfs, cmdline, keep), as_json)
+            headers = places_headers(root, fetched, with_headers)
+            show_plan(install_plan(path, root, layout, initramfs, cmdline, keep, headers=headers), as_json)
             return
         inst = install_package(
-            path, root, layout=layout, initramfs=initramfs, cmdline=cmdline, keep=keep, fetched=fetched
+            path,
+            root,
+            layout=layout,
+            initramfs=initramfs,
+            cmdline=cmdline,
+            keep=keep,
+            fetched=fetched,
+            with_headers=with_headers,
         )
     if as_json:
         render.emit_json(_installation_json(inst))

@@ -73,11 +73,11 @@ def _show(change: ops.Change, as_json: bool) -> None:
 
 
 def _headers(root: Path, releases: list[str] | None = None) -> None:
-    """The headers part of kernels installed from a binhost without it, from that binhost."""
+    """The headers of kernels installed without them, from their binhost or package file."""
     from distkernel.workflows.repo.headers import fetch_missing_headers
 
-    for release in fetch_missing_headers(root, releases):
-        err.print(f"fetched the headers of {release} from its binhost", markup=False)
+    for release, source in fetch_missing_headers(root, releases):
+        err.print(f"fetched the headers of {release} from {source}", markup=False)
 
 
 @modules.command("add")

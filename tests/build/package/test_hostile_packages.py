@@ -226,6 +226,6 @@ def test_gnu_long_names_are_read_and_installed(real: Hostile, tmp_path: Path) ->
     pkg = h.write(tmp_path / "long.tar.zst")
     assert cli("verify", pkg).code == 0
     root = make_root(tmp_path / "root")
-    run = cli("install", pkg, "--root", root, "--initramfs", "none", "--json")
+    run = cli("install", pkg, "--root", root, "--initramfs", "none", "--with-headers", "--json")
     assert run.code == 0, run.err
     assert (Path(run.json()["headers_dir"]) / name).read_bytes() == b"#define LONG 1\n"

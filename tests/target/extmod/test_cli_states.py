@@ -22,7 +22,7 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def installed(root: Path, pkg: Path, release: str) -> None:
-    install_package(pkg, root, layout="plain", initramfs="none")
+    install_package(pkg, root, layout="plain", initramfs="none", with_headers=True)
     (root / f"usr/src/linux-headers-{release}/Makefile").write_text(FAKE_MAKEFILE)
 
 
@@ -34,7 +34,9 @@ def test_an_excluded_module_is_reported_with_its_rule_not_as_ok(packages: dict[s
         'BUILD_EXCLUSIVE_CONFIG="CONFIG_MODULES !CONFIG_BLK_DEV_INITRD"\n'
     )
     assert cli("modules", "add", src, "--root", root).code == 0
-    run = cli("install", packages["6.1.0-newer"], "--root", root, "--layout", "plain", "--initramfs", "none")
+    run = cli(
+        "install", packages["6.1.0-newer"], "--root", root, "--layout", "plain", "--initramfs", "none", "--with-headers"
+    )
     assert run.code == 0, run.err
     rule = (
         'excluded: BUILD_EXCLUSIVE_CONFIG="CONFIG_MODULES !CONFIG_BLK_DEV_INITRD": the kernel has CONFIG_BLK_DEV_INITRD'
@@ -82,7 +84,7 @@ def test_a_damaged_build_status_is_one_line_naming_the_file_and_the_fix(
 
 def test_remake_initrd_makes_the_initramfs_again(packages: dict[str, Path], tmp_path: Path) -> None:
     root = make_root(tmp_path / "root")
-    install_package(packages["6.1.0-newer"], root, layout="plain", initramfs="builtin")
+    install_package(packages["6.1.0-newer"], root, layout="plain", initramfs="builtin", with_headers=True)
     (root / "usr/src/linux-headers-6.1.0-newer/Makefile").write_text(FAKE_MAKEFILE)
     for name, remake in (("plain", ""), ("remake", "REMAKE_INITRD=yes\n")):
         src = fake_module(tmp_path, name)

@@ -64,7 +64,7 @@ def test_distkernel_builds_what_the_real_dkms_builds(
 ) -> None:
     """Both on the headers the package installs into a sandbox root."""
     root = make_root(tmp_path / "root")
-    install_package(rich_package.package, root, layout="plain", initramfs="none")
+    install_package(rich_package.package, root, layout="plain", initramfs="none", with_headers=True)
     release = rich_package.metadata["kernel_release"]
     record = load_state(root).kernels[release]
     headers, moddir = root / record.headers_dir, root / record.modules_dir

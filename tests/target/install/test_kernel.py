@@ -28,7 +28,9 @@ ROOT_INIT = f"""#!/bin/busybox sh
 @pytest.mark.parametrize("layout", ["plain", "grub", "bls", "uki"])
 def test_default_package_into_each_layout(default_package: Built, tmp_path: Path, layout: str) -> None:
     root = make_root(tmp_path / "root")
-    inst = install_package(default_package.package, root, layout=layout, initramfs="builtin", cmdline="console=ttyS0")
+    inst = install_package(
+        default_package.package, root, layout=layout, initramfs="builtin", cmdline="console=ttyS0", with_headers=True
+    )
     release = default_package.metadata["kernel_release"]
     assert inst.release == release and inst.default
     moddir = root / "usr/lib/modules" / release

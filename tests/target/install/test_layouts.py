@@ -23,7 +23,7 @@ def pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_plain(pkg: Path, tmp_path: Path) -> None:
     root = make_root(tmp_path / "r")
-    inst = install_package(pkg, root, layout="plain", initramfs="builtin", cmdline=CMDLINE)
+    inst = install_package(pkg, root, layout="plain", initramfs="builtin", cmdline=CMDLINE, with_headers=True)
     boot = root / "boot"
     for name in ("vmlinuz-6.1.0-fake", "initramfs-6.1.0-fake.img", "System.map-6.1.0-fake", "config-6.1.0-fake"):
         assert (boot / name).is_file(), name

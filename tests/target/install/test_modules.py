@@ -29,7 +29,7 @@ def pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def installed_root(path: Path, pkg: Path, initramfs: str = "none") -> Path:
     """A root with the fake kernel installed; its headers build modules with the host compiler."""
     root = make_root(path)
-    install_package(pkg, root, layout="plain", initramfs=initramfs)
+    install_package(pkg, root, layout="plain", initramfs=initramfs, with_headers=True)
     (root / f"usr/src/linux-headers-{RELEASE}/Makefile").write_text(FAKE_MAKEFILE)
     return root
 
@@ -118,7 +118,7 @@ def test_modules_add_waits_for_installs_root_lock(pkg: Path, tmp_path: Path) -> 
 def test_a_required_module_failing_for_the_default_kernel_leaves_it_the_default(pkg: Path, tmp_path: Path) -> None:
     root = installed_root(tmp_path / "r", pkg)  # RELEASE, the default
     newer = "6.1.1-newer"
-    install_package(fake_package(tmp_path / "newer", newer), root, layout="plain", initramfs="none")
+    install_package(fake_package(tmp_path / "newer", newer), root, layout="plain", initramfs="none", with_headers=True)
     (root / f"usr/src/linux-headers-{newer}/Makefile").write_text(FAKE_MAKEFILE)
     assert load_state(root).default == newer
 

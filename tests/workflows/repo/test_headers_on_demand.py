@@ -178,4 +178,5 @@ def test_the_recorded_origin_survives_a_reread_of_the_state(served: Recording, t
     assert install(served.url, root).code == 0
     state = json.loads((root / "var/lib/distkernel/state.json").read_text())
     origin = state["kernels"][RELEASE]["origin"]
-    assert set(origin) == {"urls", "manifest_sha256", "headers_path", "headers_size", "headers_sha256"}
+    assert set(origin) == {"urls", "manifest_sha256", "headers_path", "headers_size", "headers_sha256", "package"}
+    assert origin["package"] == ""  # (a package file installed without its headers names itself there)

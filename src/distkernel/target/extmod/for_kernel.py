@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distkernel.target.extmod import registry
-from distkernel.target.extmod.builder import Job, ModuleOutcome, build_all
 from distkernel.target.extmod.kernel import Kernel
 
-__all__ = ["ModuleOutcome", "blocks_default", "build_for_kernel", "initramfs_modules"]
+# The builder (and the Kbuild driver and module signing under it) loads only for a root
+# that has modules to build: most installs have none.
+if TYPE_CHECKING:
+    from distkernel.target.extmod.builder import ModuleOutcome
+
+__all__ = ["blocks_default", "build_for_kernel", "initramfs_modules"]
 
 
 def build_for_kernel(root: Path, release: str, headers: Path, modules_dir: Path) -> list[ModuleOutcome]:
@@ -21,6 +26,8 @@ def build_for_kernel(root: Path, release: str, headers: Path, modules_dir: Path)
         modules = registry.registered(root)
         if not modules:
             return []
+        from distkernel.target.extmod.builder import Job, build_all
+
         kernel = Kernel.from_headers(release, headers, modules_dir)
         return build_all(root, [Job(m, kernel) for m in modules])
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distkernel.build.compile.kbuild import make_vars
 from distkernel.build.config.values import read_config
 from distkernel.core.arch import Arch, get_arch, known_arches
 
@@ -37,6 +36,10 @@ class Kernel:
 
     def make_vars(self) -> list[str]:
         """ARCH, CROSS_COMPILE and LLVM as the kernel was built with them."""
+        # The Kbuild driver (and the source stage under it) loads only when a module is
+        # built, not with every install that reads the registry.
+        from distkernel.build.compile.kbuild import make_vars
+
         return make_vars(self.arch, self.clang)
 
     def cross_env(self) -> dict[str, str]:

@@ -217,6 +217,17 @@ def registered(root: Path) -> list[Registered]:
     return [_load_record(p) for p in sorted(top.glob("*/record.json"))] if top.is_dir() else []
 
 
+# The real dkms's tree (its package ships the folder): where it is installed, its kernel
+# hook builds modules against /lib/modules/RELEASE/build for every new kernel.
+DKMS_TREE = "var/lib/dkms"
+
+
+def needs_headers(root: Path) -> bool:
+    """Whether a kernel installed into ROOT needs its headers tree: ROOT builds external
+    modules (registered with distkernel, or the real dkms is installed there)."""
+    return bool(registered(root)) or (root / DKMS_TREE).is_dir()
+
+
 def drop(root: Path, name: str) -> None:
     """Forget NAME: the record first (the commit point), then its copy, statuses and logs."""
     entry = entry_dir(root, name)

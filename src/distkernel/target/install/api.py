@@ -10,14 +10,16 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from distkernel.build.package.format import HEADERS_PART, WHOLE
+from distkernel.build.package.format import HEADERS_PART, KERNEL_PART, WHOLE
 from distkernel.build.package.reader import VerifiedPackage, read_head
 from distkernel.build.trust.gate import require_trusted
 from distkernel.core.errors import UserError
 from distkernel.core.paths import INSTALL_LOG, STATE_DIR, one_line, plain_name, under_root
-from distkernel.target.extmod.for_kernel import ModuleOutcome, blocks_default, build_for_kernel
+from distkernel.target.extmod.for_kernel import blocks_default, build_for_kernel
 from distkernel.target.extmod.placement import depmod
+from distkernel.target.extmod.registry import needs_headers
 from distkernel.target.initramfs import InitramfsSpec, default_backend, make_initramfs
 from distkernel.target.install.changes import stage_removal, stage_shared
 from distkernel.target.install.layouts import KernelFiles, Placement, choose, place, refuse_foreign_files
@@ -36,6 +38,9 @@ from distkernel.target.install.transaction import (
     transaction,
 )
 from distkernel.target.install.unpack import Destinations, write_payload
+
+if TYPE_CHECKING:
+    from distkernel.target.extmod.builder import ModuleOutcome
 
 LOG = INSTALL_LOG
 
@@ -111,6 +116,15 @@ def _verified(package: Path, root: Path, part: str = WHOLE, same_as: VerifiedPac
     return verified
 
 
+def places_headers(root: Path, fetched: FromBinhost | None, with_headers: bool) -> bool:
+    """Whether an install places the kernel's headers tree: from a binhost, when the
+    headers part was fetched; from a package file, WITH_HEADERS or when the root builds
+    external modules (the rule a binhost client fetches by)."""
+    if fetched is not None:
+        return fetched.part == WHOLE or fetched.headers is not None
+    return with_headers or needs_headers(root)
+
+
 def install_package(
     package: Path,
     root: Path,
@@ -120,13 +134,19 @@ def install_package(
     cmdline: str | None = None,
     keep: int = 3,
     fetched: FromBinhost | None = None,
+    with_headers: bool = False,
 ) -> Installation:
     """Verify PACKAGE, then install it into ROOT in one transaction; retention prunes
     beyond KEEP; the root's hooks run after the commit. FETCHED: PACKAGE came from a
-    binhost as its parts (without the headers part, headers_dir gets only .config)."""
+    binhost as its parts (without the headers part, headers_dir gets only .config).
+    A package file places its headers tree only WITH_HEADERS or when the root builds
+    external modules (the rule a binhost client follows); otherwise the tree is not
+    written, and `modules add` takes it from the same file later."""
     root = Path(root).resolve()
     target = Target.probe(root)
     verified = _verified(Path(package), root, fetched.part if fetched else WHOLE)  # before anything is written
+    if not places_headers(root, fetched, with_headers):
+        verified = dataclasses.replace(verified, take=KERNEL_PART)
     headers = None
     if fetched is not None and fetched.headers is not None:
         headers = _verified(fetched.headers, root, HEADERS_PART, same_as=verified)
@@ -203,7 +223,7 @@ def _stage_install(
     write_payload(verified, Destinations(work, staged_mods, staged_headers))
     if headers_part is not None:
         write_payload(headers_part, Destinations(work, staged_mods, staged_headers))
-    has_headers = verified.part == WHOLE or headers_part is not None
+    has_headers = verified.taken == WHOLE or headers_part is not None
     checkpoint("extracted")
     if has_headers:
         (staged_mods / "build").symlink_to(os.path.relpath(root / headers, root / moddir))
@@ -234,7 +254,10 @@ def _stage_install(
     record = _record(
         target, meta.filename, meta.arch, release, layout, backend, cmdline, placement, outcomes, extra, old
     )
-    record = dataclasses.replace(record, headers=has_headers, origin=fetched.origin if fetched else None)
+    origin = fetched.origin if fetched else None
+    if fetched is None and not has_headers:
+        origin = Origin.local(verified.path, verified.manifest_sha256)
+    record = dataclasses.replace(record, headers=has_headers, origin=origin)
     bootable_default = record.release if record.bootable else old.default
     kernels = {**old.kernels, release: record}
     return record, State(kernels, bootable_default, old.shared, old.next_seq + 1)

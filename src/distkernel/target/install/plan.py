@@ -54,7 +54,14 @@ def _layout_files(target: Target, layout: str, release: str, initramfs: str) -> 
 
 
 def install_plan(
-    package: Path, root: Path, layout: str | None, initramfs: str | None, cmdline: str | None, keep: int
+    package: Path,
+    root: Path,
+    layout: str | None,
+    initramfs: str | None,
+    cmdline: str | None,
+    keep: int,
+    *,
+    headers: bool = True,
 ) -> Plan:
     root = root.resolve()
     target = Target.probe(root)
@@ -77,6 +84,7 @@ def install_plan(
         "cmdline": cmdline if cmdline is not None else target.default_cmdline() or "-",
         "default": f"{release} (was {old.default or 'none'})",
         "reinstall": "yes" if release in old.kernels else "no",
+        "headers": "yes" if headers else "no (no external modules to build; --with-headers places them)",
         "prune": ", ".join(pruned) or "-",
     }
     return Plan(

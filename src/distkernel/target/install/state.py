@@ -69,6 +69,13 @@ class Origin:
     headers_path: str  # packages/FILE, relative to each URL
     headers_size: int
     headers_sha256: str
+    package: str = ""  # or: the package file it was installed from here (absolute), without its headers
+
+    @classmethod
+    def local(cls, package: Path, manifest_sha256: str) -> Origin:
+        """A package file installed without its headers tree: `modules add` takes them
+        from the same file later, while it is there and carries the same manifest."""
+        return cls((), manifest_sha256, "", 0, "", package=str(package.resolve()))
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Origin:
@@ -98,7 +105,7 @@ class KernelRecord:
     bootable: bool = True  # False when a required external module failed: never made default
     external_modules: tuple[ModuleRecord, ...] = ()
     headers: bool = True  # False: installed from the kernel part alone; headers_dir holds only .config
-    origin: Origin | None = None  # installed from a binhost
+    origin: Origin | None = None  # installed from a binhost, or from a file without its headers
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -69,7 +69,7 @@ class _Staging:
 def write_payload(verified: VerifiedPackage, dest: Destinations) -> VerifiedPackage:
     """Stream the package checked earlier (the same manifest and signature, or
     PackageError) into DEST, checking every member again as it is written."""
-    return check_package(verified.path, _Staging(dest), expect=verified, part=verified.part)
+    return check_package(verified.path, _Staging(dest), expect=verified, part=verified.part, take=verified.take)
 
 
 def stage_package(path: Path, dest: Destinations) -> VerifiedPackage:

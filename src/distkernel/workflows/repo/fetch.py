@@ -283,6 +283,6 @@ def fetch_for_root(spec: str, urls: list[str], root: Path, *, with_headers: bool
         indexes=indexes_dir(root),
     )
     arch = host_arch(f"use `distkernel fetch {spec} --from URL --arch ARCH`, then install the file")
-    headers = with_headers or bool(registry.registered(root))
+    headers = with_headers or registry.needs_headers(root)
     dest = root / ROOT_DOWNLOADS
     return fetch_package(name_spec, urls, arch, variant, dest, client=client, headers=headers, join=False)
