@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distkernel.build.package.reader import VerifiedPackage
-from distkernel.build.trust.signing import TrustedKey, check_signature, load_trusted
 from distkernel.core import paths
 from distkernel.core.errors import UserError
+
+# The signature code (and the cryptography library under it) is imported only by a root
+# that trusts keys: an install into a root without a signature policy does not load it.
+if TYPE_CHECKING:
+    from distkernel.build.trust.signing import TrustedKey
 
 TRUSTED_DIR = paths.TRUSTED_DIR
 
@@ -15,7 +20,12 @@ TRUSTED_DIR = paths.TRUSTED_DIR
 def trusted_keys(root: Path) -> list[TrustedKey]:
     """The public keys ROOT/etc/distkernel/trusted.d/*.pub; none means no signature policy."""
     folder = root / TRUSTED_DIR
-    return load_trusted(sorted(folder.glob("*.pub"))) if folder.is_dir() else []
+    pubs = sorted(folder.glob("*.pub")) if folder.is_dir() else []
+    if not pubs:
+        return []
+    from distkernel.build.trust.signing import load_trusted
+
+    return load_trusted(pubs)
 
 
 def require_trusted(root: Path, result: VerifiedPackage) -> None:
@@ -30,6 +40,8 @@ def require_trusted(root: Path, result: VerifiedPackage) -> None:
     keys = trusted_keys(root)
     if not keys:
         return
+    from distkernel.build.trust.signing import check_signature
+
     key, why = check_signature(result.manifest.to_bytes(), result.signature, keys)
     if key is None:
         raise UserError(
