@@ -29,7 +29,7 @@ from distkernel.build.trust.modsign import link_module_key
 from distkernel.build.trust.recipe_signers import boot_image, manifest_signer, signers
 from distkernel.core import cache
 from distkernel.core.arch import get_arch
-from distkernel.core.progress import Progress, Silent
+from distkernel.core.progress import Progress, Silent, step
 from distkernel.core.progress import describe as describe_step
 
 
@@ -219,7 +219,8 @@ def _build_in(
     log = work / "logs" / "build.log"
     built = compile_kernel(configured.kbuild, configured.config.sha256, jobs, log, progress, dist)
     progress.stage("package")
-    staged = make_package(recipe, configured, built, work, toolchain=dict(doc["toolchain"]))  # type: ignore[call-overload]
+    staged = make_package(recipe, configured, built, work, toolchain=dict(doc["toolchain"]), progress=progress)  # type: ignore[call-overload]
+    step(progress, "package", "store")
     stored = _store(key, staged)
     staged.unlink()
     delivered = _deliver(stored, out)
@@ -228,15 +229,26 @@ def _build_in(
 
 
 def make_package(
-    recipe: Recipe, configured: ConfigOutcome, built: BuildResult, work: Path, toolchain: dict[str, str]
+    recipe: Recipe,
+    configured: ConfigOutcome,
+    built: BuildResult,
+    work: Path,
+    toolchain: dict[str, str],
+    progress: Progress | None = None,
 ) -> Path:
-    """Package a finished build into `work/out/`: modules_install, payload, metadata."""
+    """Package a finished build into `work/out/`: modules_install, payload, metadata.
+    Each sub-step is a stage of PROGRESS (`package: write`), so the build's timings say
+    where packaging spends its time."""
     kb, resolved = configured.kbuild, configured.config
+    progress = progress or Silent()
+    step(progress, "package", "modules_install")
     moddir = install_modules(kb, built.kernel_release, work / "stage", work / "logs" / "package.log")
     strip_dir = work / "host-tools"
     shutil.rmtree(strip_dir, ignore_errors=True)
     strip_dir.mkdir(parents=True)
+    step(progress, "package", "image")
     image = boot_image(recipe, built.image, work, configured.source.date, work / "logs" / "package.log")
+    step(progress, "package", "headers")
     members = kernel_members(kb, image) + module_members(moddir) + header_members(kb, strip_dir)
     metadata = Metadata(
         name=recipe.kernel.name,
@@ -267,4 +279,5 @@ def make_package(
         },
         distkernel=__version__,
     )
+    step(progress, "package", "write")  # hash every file, then compress the payload (zstd 15)
     return write_package(work / "out", metadata, members, sign=manifest_signer(recipe))
