@@ -42,6 +42,7 @@ def main() -> dict[str, object]:
         deb_work.mkdir()
         sh("cp", "-a", kb.build_dir, deb_obj)
         argv = [a if not a.startswith("O=") else f"O={deb_obj}" for a in kb.args()]
+        load = os.getloadavg()[0]  # the machine is shared: how busy it was when timed
         baseline = timed(lambda: sh(*argv, f"-j{os.cpu_count()}", "bindeb-pkg", env=kb.env()))
         debs = sorted(p for p in deb_work.glob("*.deb") if p.name.startswith(("linux-image-", "linux-headers-")))
         deb_sizes = {p.name: p.stat().st_size for p in debs}
@@ -53,6 +54,7 @@ def main() -> dict[str, object]:
         {
             "distkernel_package_s": round(ours, 2),
             "bindeb_pkg_s": round(baseline, 2),
+            "load_1min_at_bindeb": round(load, 2),
             "time_ratio": ratio(ours, baseline),
             "time_goal": "<= 0.2x",
             "package_bytes": ours_size,

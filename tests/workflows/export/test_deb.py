@@ -15,7 +15,7 @@ import pytest
 from distkernel.build.package.reader import read_head
 from distkernel.core.errors import UserError
 from distkernel.workflows.export.deb import deb_names
-from tests.conftest import Built, assert_user_facing_error, cli
+from tests.conftest import Built, assert_user_facing_error, cli, env_with
 from tests.workflows.export.debroot import in_root, make_root
 
 pytestmark = pytest.mark.kernel
@@ -96,6 +96,22 @@ def test_dpkg_installs_removes_and_purges_in_a_debian_root_running_its_hooks(
 
 def test_export_is_reproducible(debs: list[Path], default_package: Built, tmp_path: Path) -> None:
     run = cli("export", default_package.package, "--format", "deb", "--out", tmp_path, "--json")
+    assert run.code == 0, run.err
+    again = {Path(f["path"]).name: Path(f["path"]).read_bytes() for f in run.json()["files"]}
+    assert again == {p.name: p.read_bytes() for p in debs}
+
+
+def test_debs_are_xz_compressed_as_debians_own_kernel_packages(debs: list[Path]) -> None:
+    for deb in debs:
+        members = subprocess.run(["ar", "t", deb], capture_output=True, text=True, check=True).stdout.split()
+        assert members == ["debian-binary", "control.tar.xz", "data.tar.xz"]
+
+
+def test_dpkg_deb_settings_in_the_environment_change_no_byte(
+    debs: list[Path], default_package: Built, tmp_path: Path
+) -> None:
+    env = env_with(DPKG_DEB_COMPRESSOR_TYPE="gzip", DPKG_DEB_COMPRESSOR_LEVEL="1", DPKG_DEB_THREADS_MAX="1")
+    run = cli("export", default_package.package, "--format", "deb", "--out", tmp_path, "--json", env=env)
     assert run.code == 0, run.err
     again = {Path(f["path"]).name: Path(f["path"]).read_bytes() for f in run.json()["files"]}
     assert again == {p.name: p.read_bytes() for p in debs}

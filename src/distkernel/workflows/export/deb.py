@@ -2,7 +2,8 @@
 linux-headers-RELEASE, laid out and scripted as Debian's own kernel packages are
 (workflows/data/export.toml holds the layout knowledge and the maintainer scripts), built
 by `dpkg-deb` with SOURCE_DATE_EPOCH the package's build date, so the same package
-exports to the same bytes."""
+exports to the same bytes. The two .debs are built side by side: the image's dpkg-deb
+compresses while the headers are tidied and summed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import hashlib
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +44,28 @@ def deb_names(m: Metadata) -> tuple[str, str, str, str]:
     return f"linux-image-{release}", f"linux-headers-{release}", f"{release}-{conf['revision']}", arch
 
 
-def _installed_size(tree: Path) -> int:
-    """Installed-Size in KiB, counted as dpkg-gencontrol does: each file rounded up to a
-    KiB, one per folder and symlink."""
-    total = 0
-    for top, dirs, files in os.walk(tree):
-        if Path(top).name == "DEBIAN":
-            continue
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
-            st = os.lstat(os.path.join(top, name))
-            total += 1 if os.path.islink(os.path.join(top, name)) else (st.st_size + 1023) // 1024
-        total += 1
-    return total
+def _scan(tree: Path) -> tuple[str, int]:
+    """DEBIAN/md5sums (every regular file, by path) and Installed-Size in KiB, counted as
+    dpkg-gencontrol does (each file rounded up to a KiB, one per folder and symlink), in
+    one pass over TREE before its DEBIAN folder exists."""
+    sums: list[tuple[str, str]] = []
+    size = 0
+    folders = [""]
+    while folders:
+        folder = folders.pop()
+        size += 1
+        with os.scandir(os.path.join(tree, folder)) as entries:
+            for entry in entries:
+                rel = folder + entry.name
+                if entry.is_symlink():
+                    size += 1
+                elif entry.is_dir():
+                    folders.append(rel + "/")
+                else:
+                    size += (entry.stat().st_size + 1023) // 1024
+                    with open(entry.path, "rb") as f:
+                        sums.append((rel, hashlib.file_digest(f, "md5").hexdigest()))
+    return "".join(f"{digest}  {rel}\n" for rel, digest in sorted(sums)), size
 
 
 def _docs(tree: Path, name: str, version: str, m: Metadata, conf: dict[str, Any]) -> None:
@@ -72,16 +84,11 @@ def _docs(tree: Path, name: str, version: str, m: Metadata, conf: dict[str, Any]
 
 
 def _control(tree: Path, fields: dict[str, str], scripts: dict[str, str], values: dict[str, str]) -> None:
+    sums, installed = _scan(tree)
     debian = tree / "DEBIAN"
     debian.mkdir()
-    sums = []
-    for top, _, files in sorted(os.walk(tree)):
-        for name in sorted(files):
-            path = Path(top, name)
-            if path.parent != debian and not path.is_symlink():
-                sums.append(f"{hashlib.md5(path.read_bytes()).hexdigest()}  {path.relative_to(tree)}\n")
-    (debian / "md5sums").write_text("".join(sorted(sums, key=lambda line: line[34:])))
-    fields["Installed-Size"] = str(_installed_size(tree))
+    (debian / "md5sums").write_text(sums)
+    fields["Installed-Size"] = str(installed)
     order = ("Package", "Version", "Architecture", "Maintainer", "Installed-Size", "Depends", "Recommends")
     keys = [k for k in order if k in fields] + [k for k in fields if k not in order]
     (debian / "control").write_text("".join(f"{k}: {fields[k]}\n" for k in keys if fields[k]))
@@ -93,23 +100,29 @@ def _control(tree: Path, fields: dict[str, str], scripts: dict[str, str], values
 
 def _tidy_headers(tree: Path, conf: dict[str, Any]) -> None:
     """As Debian's linux-headers and linux-kbuild packages ship them: without VCS files,
-    the host tools (fixdep, modpost, objtool) stripped."""
+    the host tools (fixdep, modpost, objtool) stripped, by one `strip` for all of them."""
+    drop = set(conf["headers_drop"])
+    elves = []
     for top, _, files in os.walk(tree):
         for name in files:
-            path = Path(top, name)
-            if name in conf["headers_drop"]:
-                path.unlink()
-            elif not path.is_symlink() and path.stat().st_mode & 0o100:
+            path = os.path.join(top, name)
+            if name in drop:
+                os.unlink(path)
+            elif not os.path.islink(path) and os.stat(path).st_mode & 0o100:
                 with open(path, "rb") as f:
-                    elf = f.read(4) == b"\x7fELF"
-                if elf:
-                    tools.call(["strip", "--strip-unneeded", path], what=f"strip {name}")
+                    if f.read(4) == b"\x7fELF":
+                        elves.append(path)
+    if elves:
+        tools.call(["strip", "--strip-unneeded", *sorted(elves)], what="strip (the headers' host tools)")
 
 
-def _build(tree: Path, target: Path, epoch: int, log: Path) -> None:
+def _build(tree: Path, target: Path, epoch: int, compress: dict[str, Any], log: Path) -> None:
     normalize(tree, epoch)
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
-    tools.run(["dpkg-deb", "--root-owner-group", "--build", tree, target], log=log, env=env, what="dpkg-deb")
+    # The compressor is named, not left to dpkg-deb's defaults, which DPKG_DEB_* variables
+    # of the caller's environment change; the thread count changes no byte.
+    argv = ["dpkg-deb", "--root-owner-group", f"-Z{compress['type']}", f"-z{compress['level']}", "--build"]
+    tools.run([*argv, tree, target], log=log, env=env, what="dpkg-deb")
 
 
 def export_deb(package: Path, out: Path) -> list[Exported]:
@@ -126,7 +139,6 @@ def export_deb(package: Path, out: Path) -> list[Exported]:
         for member in KERNEL_FILES:
             name = Path(member).name
             os.replace(staged.kernel / name, boot / f"{name}-{release}")
-        _tidy_headers(headers / f"usr/src/linux-headers-{release}", conf)
         (headers / "lib/modules" / release).mkdir(parents=True)
         (headers / "lib/modules" / release / "build").symlink_to(f"/usr/src/linux-headers-{release}")
         values = {
@@ -155,15 +167,22 @@ def export_deb(package: Path, out: Path) -> list[Exported]:
             f"\n external kernel modules (dkms) for Linux {release},"
             f"\n exported by distkernel from {source}.",
         }
-        log = cache_dir("logs") / "export-dpkg-deb.log"
-        built = []
-        for tree, name, fields, scripts in (
-            (image, image_name, image_fields, conf["image_scripts"]),
-            (headers, headers_name, headers_fields, conf["headers_scripts"]),
-        ):
+        logs = cache_dir("logs")
+
+        def build_one(kind: str, tree: Path, name: str, fields: dict[str, str]) -> tuple[Path, Exported]:
+            if kind == "headers":
+                _tidy_headers(tree / f"usr/src/linux-headers-{release}", conf)
             _docs(tree, name, version, m, conf)
-            _control(tree, fields, scripts, values)
+            _control(tree, fields, conf[f"{kind}_scripts"], values)
             file = f"{name}_{version}_{arch}.deb"
-            _build(tree, work / file, m.build_date, log)
-            built.append((work / file, Exported(out / file, name, version, (work / file).stat().st_size)))
-        return publish(built)
+            _build(tree, work / file, m.build_date, conf["compress"][kind], logs / f"export-dpkg-deb-{kind}.log")
+            return work / file, Exported(out / file, name, version, (work / file).stat().st_size)
+
+        # Side by side: dpkg-deb runs outside the interpreter, so the image's compresses
+        # while the headers are tidied and summed, and both compressors share the CPUs.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            jobs = [
+                pool.submit(build_one, "image", image, image_name, image_fields),
+                pool.submit(build_one, "headers", headers, headers_name, headers_fields),
+            ]
+        return publish([job.result() for job in jobs])
