@@ -52,9 +52,13 @@ BOOT_S = 600  # firmware to the report line, TCG on a loaded 2-core machine
 UPGRADE_S = 900  # fetch, module build under TCG, initramfs, entry
 PLAN_FAILED = r"REALSYS plan: exit=[1-9]"
 
+# distkernel's mark-good unit, as `distkernel install` placed it (not copied by the test).
+UNIT_STATE = 'echo "unit: $(systemctl is-enabled distkernel-mark-good.service)"'
+
 PLAN = """#!/bin/sh
 set -e
 boot_files() {{
+    {unit}
     ls /boot/efi/loader/entries | sed 's/^/entry: /'
     sed -n 's/^default /loader.conf default: /p' /boot/efi/loader/loader.conf
     distkernel list --json | python3 -c '{lister}'
@@ -98,6 +102,7 @@ esac
 GRUB_PLAN = """#!/bin/sh
 set -e
 boot_files() {{
+    {unit}
     grep '^distkernel_' /boot/grub/grubenv | sed 's/^/grubenv: /' || true
     distkernel list --json | python3 -c '{lister}'
 }}
@@ -250,7 +255,14 @@ def test_a_real_debian_system_boots_upgrades_in_place_rebuilds_its_module_and_fa
 ) -> None:
     first, second, trial = kernels.releases
     plan = PLAN.format(
-        first=first, next=second, trial=trial, dkms=DKMS_TREE, name=kernels.name, url=BINHOST_URL, lister=LISTER
+        first=first,
+        next=second,
+        trial=trial,
+        dkms=DKMS_TREE,
+        name=kernels.name,
+        url=BINHOST_URL,
+        lister=LISTER,
+        unit=UNIT_STATE,
     )
     disk = system_image(
         tmp_path,
@@ -276,6 +288,7 @@ def test_a_real_debian_system_boots_upgrades_in_place_rebuilds_its_module_and_fa
         assert any(line.endswith(f"-{second}.conf") for line in entries), blessed
         assert not any(second in line and "+" in line for line in entries), blessed
         assert "known_good=yes boot=-" in _kernel_line(blessed, second), blessed
+        assert "unit: enabled" in blessed, blessed
 
         # The trial kernel, newest, on trial, the default while it has tries.
         installed = _plan_lines(guest, "reboot into the trial", UPGRADE_S)
@@ -296,7 +309,9 @@ def test_a_real_debian_system_with_grub_boots_marks_good_upgrades_and_falls_back
     kernels: Kernels, tmp_path: Path, keys: KeySet
 ) -> None:
     first, second, trial = kernels.releases
-    plan = GRUB_PLAN.format(first=first, next=second, trial=trial, name=kernels.name, url=BINHOST_URL, lister=LISTER)
+    plan = GRUB_PLAN.format(
+        first=first, next=second, trial=trial, name=kernels.name, url=BINHOST_URL, lister=LISTER, unit=UNIT_STATE
+    )
     disk = system_image(tmp_path, kernels.first, plan=plan, trusted=keys.path(PACKAGE_PUB), files={}, layout="grub")
     on_trial = f"boot=on trial: {TRIES} tries left, 0 done"
     with _running(disk, tmp_path, kernels.repo) as guest:
@@ -305,6 +320,7 @@ def test_a_real_debian_system_with_grub_boots_marks_good_upgrades_and_falls_back
         # distkernel's mark-good unit ran on this good boot: the first kernel is known-good.
         marked = _plan_lines(guest, "install --from", 120)
         assert "default=yes known_good=yes boot=-" in _kernel_line(marked, first), marked
+        assert "unit: enabled" in marked, marked
         # The next kernel on trial: GRUB's environment block holds its tries.
         upgraded = _plan_lines(guest, "reboot", UPGRADE_S)
         assert f"grubenv: distkernel_trial={second}" in upgraded and f"grubenv: distkernel_tries={TRIES}" in upgraded
