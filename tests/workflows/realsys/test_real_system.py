@@ -15,10 +15,12 @@
    acting, systemd-boot tries it 3 times (each panic reboots) and the machine comes back
    up on the known-good kernel; `distkernel list` in the guest says the trial is BAD.
 
-The grub walk does the same life with the grub layout and the root's own grub-install
-(no module, to keep it short): distkernel's mark-good unit marks each good boot, which is
-what ends a trial there; a kernel that panics is booted 3 times by GRUB's tries in its
-environment block, then GRUB boots the known-good kernel; `list` says BAD.
+The grub walk does the same life with the grub layout, the root's own grub-install and,
+in the guest, its own grub-mkconfig, into whose grub.cfg distkernel's /etc/grub.d script
+puts its entries and the trial (no module, to keep it short): distkernel's mark-good unit
+(placed by `distkernel install`, in both walks) marks each good boot, which is what ends
+a trial there; a kernel that panics is booted 3 times by GRUB's tries in its environment
+block, then GRUB boots the known-good kernel; `list` says BAD.
 
 Run alone: pytest -s -m extended tests/workflows/realsys (the console milestones are printed)."""
 
@@ -103,6 +105,7 @@ GRUB_PLAN = """#!/bin/sh
 set -e
 boot_files() {{
     {unit}
+    grep -q '^### BEGIN /etc/grub.d/09_distkernel' /boot/grub/grub.cfg && echo 'grub.cfg: with 09_distkernel' || true
     grep '^distkernel_' /boot/grub/grubenv | sed 's/^/grubenv: /' || true
     distkernel list --json | python3 -c '{lister}'
 }}
@@ -320,7 +323,9 @@ def test_a_real_debian_system_with_grub_boots_marks_good_upgrades_and_falls_back
         # distkernel's mark-good unit ran on this good boot: the first kernel is known-good.
         marked = _plan_lines(guest, "install --from", 120)
         assert "default=yes known_good=yes boot=-" in _kernel_line(marked, first), marked
-        assert "unit: enabled" in marked, marked
+        # That mark-good's commit ran the root's own grub-mkconfig: grub.cfg is Debian's,
+        # with distkernel's /etc/grub.d script in it (its entries, the trial below).
+        assert "unit: enabled" in marked and "grub.cfg: with 09_distkernel" in marked, marked
         # The next kernel on trial: GRUB's environment block holds its tries.
         upgraded = _plan_lines(guest, "reboot", UPGRADE_S)
         assert f"grubenv: distkernel_trial={second}" in upgraded and f"grubenv: distkernel_tries={TRIES}" in upgraded

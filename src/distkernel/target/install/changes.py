@@ -36,10 +36,11 @@ def stage_shared(tx: Transaction, target: Target, old: State, new: State) -> Sta
         else:
             assert want.data is not None
             current = tx.root / path
-            if current.is_file() and not current.is_symlink() and current.read_bytes() == want.data:
+            same = current.is_file() and not current.is_symlink() and current.read_bytes() == want.data
+            if same and want.mode in (None, current.stat().st_mode & 0o777):
                 f = PlacedFile(path, sha256=sha256_bytes(want.data))
             else:
-                f = stage_bytes(tx, want.data, path, edit=not want.owned)
+                f = stage_bytes(tx, want.data, path, edit=not want.owned, mode=want.mode)
         if want.owned:
             placed.append(f)
     for f in old.shared:

@@ -173,16 +173,19 @@ def grub_install(root: Path, ident: Identity, *, log: Path) -> None:
                 p.unlink(missing_ok=True)
 
 
-def divert_grub_mkconfig(root: Path, *, log: Path) -> None:
-    """Set the root's grub-mkconfig aside the way dpkg keeps (dpkg-divert): distkernel
-    runs grub-mkconfig when the root has it, and its fallback needs its own grub.cfg."""
+def divert_grub_mkconfig(root: Path, *, log: Path, undo: bool = False) -> None:
+    """Set the root's grub-mkconfig aside the way dpkg keeps (dpkg-divert), or put it back
+    (UNDO). distkernel runs the root's grub-mkconfig when there is one, chrooted here,
+    where grub-probe finds no device: while the first kernel is installed from outside,
+    distkernel writes its own grub.cfg instead. Put back, the guest's first commit (the
+    first boot's mark-good) hands grub.cfg to grub-mkconfig and its /etc/grub.d script."""
+    action = ["--remove"] if undo else ["--divert", "/usr/sbin/grub-mkconfig.distrib", "--add"]
     run(
-        ["chroot", root, "dpkg-divert", "--local", "--rename", "--divert", "/usr/sbin/grub-mkconfig.distrib",
-         "--add", "/usr/sbin/grub-mkconfig"],
+        ["chroot", root, "dpkg-divert", "--local", "--rename", *action, "/usr/sbin/grub-mkconfig"],
         log=log,
         env=chroot_env(),
         what="dpkg-divert (grub-mkconfig)",
-    )  # fmt: skip
+    )
 
 
 def install_kernel(root: Path, package: Path, *, layout: str = "bls", log: Path) -> None:
@@ -241,6 +244,8 @@ def system_image(
     else:
         bootctl_install(root, log=log)
     install_kernel(root, package, layout=layout, log=log)
+    if layout == "grub":
+        divert_grub_mkconfig(root, log=log, undo=True)
     disk = make_disk(root, ident, work / "disk.img", log=log)
     shutil.rmtree(root)
     return disk
