@@ -143,13 +143,17 @@ def test_bls_where_only_systemd_bless_boot_marks_good_installs_without_the_unit(
 def test_a_kernel_on_trial_is_refused_where_nothing_could_mark_it_good(
     pkgs: dict[str, Path], tmp_path: Path, layout: str, bless: bool
 ) -> None:
-    """grub: only distkernel's unit ends a trial; bls without systemd-bless-boot either."""
+    """grub: only distkernel's unit ends a trial (its first kernel, with nothing to fall
+    back to, is not on trial: installed); bls without systemd-bless-boot either."""
     root = systemd_root(tmp_path / "r", command=False, bless=bless)
+    if layout == "grub":
+        install_package(pkgs["6.1.0-fake"], root, layout=layout, initramfs="none")
+        mark_good(root)
     before = snapshot(root)
-    run = cli("install", pkgs["6.1.0-fake"], "--root", root, "--layout", layout, "--initramfs", "none")
+    run = cli("install", pkgs["6.2.0-fake"], "--root", root, "--layout", layout, "--initramfs", "none")
     assert run.code == 2 and "Traceback" not in run.err, run.err
     assert len(run.err.strip().splitlines()) == 1, run.err
     line = run.err.strip()
     assert line.startswith(f"distkernel: error: --root {root}: a {layout} kernel goes on trial there")
     assert "install distkernel into the root first" in line
-    assert snapshot(root) == before  # nothing written, not even the state folder
+    assert snapshot(root) == before  # nothing written (for bls: not even the state folder)

@@ -140,8 +140,9 @@ def install_package(
         line = one_line(target.default_cmdline(), f"{root}/etc/kernel/cmdline")
     one_line(target.pretty_name(), f"{root}/etc/os-release PRETTY_NAME")
     one_line(target.machine_id, f"{root}/etc/machine-id")
-    refuse_foreign_files(target, chosen, release, read_state(root))  # checked again under the lock
-    refuse_unmarkable(target, chosen)
+    before = read_state(root)
+    refuse_foreign_files(target, chosen, release, before)  # checked again under the lock
+    refuse_unmarkable(target, chosen, release, before)
     made = folders_a_lock_makes(root)
     with root_lock(root):
         try:

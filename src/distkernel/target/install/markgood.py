@@ -82,12 +82,21 @@ def shared(target: Target, state: State) -> dict[str, Shared]:
     return out
 
 
-def refuse_unmarkable(target: Target, layout: str) -> None:
-    """Before anything is written: a kernel installed on trial (LAYOUT counts boots) into
-    a root that runs systemd is refused when nothing there could mark it good: neither
-    the unit's command nor, for the layouts systemd-bless-boot serves, that."""
+def goes_on_trial(layout: str, release: str, state: State) -> bool:
+    """RELEASE installed with LAYOUT into a root holding STATE is on trial."""
+    if not counts(layout):
+        return False
+    if layout not in data()["trial_needs_known_good"]:
+        return True
+    return any(k.layout == layout and k.known_good and k.bootable and k.release != release for k in state.ordered())
+
+
+def refuse_unmarkable(target: Target, layout: str, release: str, state: State) -> None:
+    """Before anything is written: a kernel that goes on trial in a root that runs
+    systemd is refused when nothing there could mark it good: neither the unit's command
+    nor, for the layouts systemd-bless-boot serves, that."""
     root, d = target.root, data()
-    if not counts(layout) or not runs_systemd(root) or has_command(root):
+    if not goes_on_trial(layout, release, state) or not runs_systemd(root) or has_command(root):
         return
     if layout in d["bless_layouts"] and any(in_root(root, p).is_file() for p in d["bless"]):
         return
