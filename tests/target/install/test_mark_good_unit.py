@@ -7,6 +7,8 @@ kernel on trial where nothing could mark it good is refused, the root unchanged.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from tests.conftest import cli
 from tests.hostile import snapshot
 from tests.target.install.helpers import consistent, fake_package, make_root
 
+NAME = data()["unit_file"]
 UNIT = data()["unit"]
 WANTS = data()["wants"]
 LINK = data()["link"]
@@ -49,6 +52,16 @@ def shared_paths(root: Path) -> list[str]:
     return sorted(f.path for f in consistent(root).shared)
 
 
+needs_systemctl = pytest.mark.skipif(not shutil.which("systemctl"), reason="needs systemctl (systemd)")
+
+
+def systemctl(root: Path, *args: str) -> str:
+    """The real systemctl on ROOT's unit files (offline: nothing of this machine's)."""
+    done = subprocess.run(["systemctl", f"--root={root}", *args], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+@needs_systemctl
 @pytest.mark.parametrize("layout", ["bls", "grub"])
 def test_a_kernel_on_trial_gets_the_mark_good_unit_enabled_once_and_owned_by_the_state(
     pkgs: dict[str, Path], tmp_path: Path, layout: str
@@ -56,7 +69,8 @@ def test_a_kernel_on_trial_gets_the_mark_good_unit_enabled_once_and_owned_by_the
     root = systemd_root(tmp_path / "r")
     install_package(pkgs["6.1.0-fake"], root, layout=layout, initramfs="none")
     assert (root / UNIT).read_bytes() == unit_text()
-    assert os.readlink(root / WANTS) == LINK  # the unit, as `systemctl enable` links it
+    assert os.readlink(root / WANTS) == LINK
+    assert systemctl(root, "is-enabled", NAME) == "enabled"  # systemd's own verdict
     assert {UNIT, WANTS} <= set(shared_paths(root))
     before = snapshot(root / "etc/systemd")
     mark_good(root)
@@ -68,35 +82,40 @@ def test_a_kernel_on_trial_gets_the_mark_good_unit_enabled_once_and_owned_by_the
     remove_kernel(root, "6.2.0-fake", keep_last=False)  # the last kernel takes it away
     assert not os.path.lexists(root / UNIT) and not os.path.lexists(root / WANTS)
     assert shared_paths(root) == []
+    assert systemctl(root, "is-enabled", NAME) == ""  # no such unit
 
 
+@needs_systemctl
 def test_a_unit_copied_by_hand_and_enabled_by_systemctl_is_taken_over(pkgs: dict[str, Path], tmp_path: Path) -> None:
     """What the docs said before install placed it: the same unit (now ours), enabled by
     systemctl (its absolute link: the enablement stays the administrator's)."""
     root = systemd_root(tmp_path / "r")
     (root / UNIT).write_bytes(unit_text())
-    os.symlink(ENABLED_LINK, root / WANTS)
+    systemctl(root, "enable", NAME)
     install_package(pkgs["6.1.0-fake"], root, layout="bls", initramfs="none")
     assert UNIT in shared_paths(root) and WANTS not in shared_paths(root)
     assert os.readlink(root / WANTS) == ENABLED_LINK
 
 
+@needs_systemctl
 def test_systemctl_disable_in_the_root_is_kept(pkgs: dict[str, Path], tmp_path: Path) -> None:
     root = systemd_root(tmp_path / "r")
     install_package(pkgs["6.1.0-fake"], root, layout="bls", initramfs="none")
-    (root / WANTS).unlink()  # systemctl disable distkernel-mark-good.service
+    systemctl(root, "disable", NAME)
     mark_good(root)
     install_package(pkgs["6.2.0-fake"], root, layout="bls", initramfs="none")
-    assert not os.path.lexists(root / WANTS)
+    assert systemctl(root, "is-enabled", NAME) == "disabled"
     assert (root / UNIT).read_bytes() == unit_text()
-    os.symlink(LINK, root / WANTS)  # systemctl enable again: kept, and ours again
+    systemctl(root, "enable", NAME)  # again: kept as systemctl made it
     mark_good(root)
-    assert WANTS in shared_paths(root)
+    assert os.readlink(root / WANTS) == ENABLED_LINK and systemctl(root, "is-enabled", NAME) == "enabled"
 
 
 def test_an_administrators_own_unit_and_its_link_are_left_alone(pkgs: dict[str, Path], tmp_path: Path) -> None:
     root = systemd_root(tmp_path / "r")
-    (root / UNIT).write_text("[Service]\nExecStart=/usr/local/bin/my-own-mark-good\n")
+    (root / UNIT).write_text(
+        "[Service]\nExecStart=/usr/local/bin/my-own-mark-good\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
     os.symlink(ENABLED_LINK, root / WANTS)
     before = snapshot(root / "etc/systemd")
     install_package(pkgs["6.1.0-fake"], root, layout="bls", initramfs="none")
