@@ -15,10 +15,12 @@
    acting, systemd-boot tries it 3 times (each panic reboots) and the machine comes back
    up on the known-good kernel; `distkernel list` in the guest says the trial is BAD.
 
-The grub walk does the same life with the grub layout and the root's own grub-install
-(no module, to keep it short): distkernel's mark-good unit marks each good boot, which is
-what ends a trial there; a kernel that panics is booted 3 times by GRUB's tries in its
-environment block, then GRUB boots the known-good kernel; `list` says BAD.
+The grub walk does the same life with the grub layout, the root's own grub-install and,
+in the guest, its own grub-mkconfig, into whose grub.cfg distkernel's /etc/grub.d script
+puts its entries and the trial (no module, to keep it short): distkernel's mark-good unit
+(placed by `distkernel install`, in both walks) marks each good boot, which is what ends
+a trial there; a kernel that panics is booted 3 times by GRUB's tries in its environment
+block, then GRUB boots the known-good kernel; `list` says BAD.
 
 Run alone: pytest -s -m extended tests/workflows/realsys (the console milestones are printed)."""
 
@@ -52,9 +54,13 @@ BOOT_S = 600  # firmware to the report line, TCG on a loaded 2-core machine
 UPGRADE_S = 900  # fetch, module build under TCG, initramfs, entry
 PLAN_FAILED = r"REALSYS plan: exit=[1-9]"
 
+# distkernel's mark-good unit, as `distkernel install` placed it (not copied by the test).
+UNIT_STATE = 'echo "unit: $(systemctl is-enabled distkernel-mark-good.service)"'
+
 PLAN = """#!/bin/sh
 set -e
 boot_files() {{
+    {unit}
     ls /boot/efi/loader/entries | sed 's/^/entry: /'
     sed -n 's/^default /loader.conf default: /p' /boot/efi/loader/loader.conf
     distkernel list --json | python3 -c '{lister}'
@@ -98,6 +104,8 @@ esac
 GRUB_PLAN = """#!/bin/sh
 set -e
 boot_files() {{
+    {unit}
+    grep -q '^### BEGIN /etc/grub.d/09_distkernel' /boot/grub/grub.cfg && echo 'grub.cfg: with 09_distkernel' || true
     grep '^distkernel_' /boot/grub/grubenv | sed 's/^/grubenv: /' || true
     distkernel list --json | python3 -c '{lister}'
 }}
@@ -250,7 +258,14 @@ def test_a_real_debian_system_boots_upgrades_in_place_rebuilds_its_module_and_fa
 ) -> None:
     first, second, trial = kernels.releases
     plan = PLAN.format(
-        first=first, next=second, trial=trial, dkms=DKMS_TREE, name=kernels.name, url=BINHOST_URL, lister=LISTER
+        first=first,
+        next=second,
+        trial=trial,
+        dkms=DKMS_TREE,
+        name=kernels.name,
+        url=BINHOST_URL,
+        lister=LISTER,
+        unit=UNIT_STATE,
     )
     disk = system_image(
         tmp_path,
@@ -276,6 +291,7 @@ def test_a_real_debian_system_boots_upgrades_in_place_rebuilds_its_module_and_fa
         assert any(line.endswith(f"-{second}.conf") for line in entries), blessed
         assert not any(second in line and "+" in line for line in entries), blessed
         assert "known_good=yes boot=-" in _kernel_line(blessed, second), blessed
+        assert "unit: enabled" in blessed, blessed
 
         # The trial kernel, newest, on trial, the default while it has tries.
         installed = _plan_lines(guest, "reboot into the trial", UPGRADE_S)
@@ -296,7 +312,9 @@ def test_a_real_debian_system_with_grub_boots_marks_good_upgrades_and_falls_back
     kernels: Kernels, tmp_path: Path, keys: KeySet
 ) -> None:
     first, second, trial = kernels.releases
-    plan = GRUB_PLAN.format(first=first, next=second, trial=trial, name=kernels.name, url=BINHOST_URL, lister=LISTER)
+    plan = GRUB_PLAN.format(
+        first=first, next=second, trial=trial, name=kernels.name, url=BINHOST_URL, lister=LISTER, unit=UNIT_STATE
+    )
     disk = system_image(tmp_path, kernels.first, plan=plan, trusted=keys.path(PACKAGE_PUB), files={}, layout="grub")
     on_trial = f"boot=on trial: {TRIES} tries left, 0 done"
     with _running(disk, tmp_path, kernels.repo) as guest:
@@ -305,6 +323,9 @@ def test_a_real_debian_system_with_grub_boots_marks_good_upgrades_and_falls_back
         # distkernel's mark-good unit ran on this good boot: the first kernel is known-good.
         marked = _plan_lines(guest, "install --from", 120)
         assert "default=yes known_good=yes boot=-" in _kernel_line(marked, first), marked
+        # That mark-good's commit ran the root's own grub-mkconfig: grub.cfg is Debian's,
+        # with distkernel's /etc/grub.d script in it (its entries, the trial below).
+        assert "unit: enabled" in marked and "grub.cfg: with 09_distkernel" in marked, marked
         # The next kernel on trial: GRUB's environment block holds its tries.
         upgraded = _plan_lines(guest, "reboot", UPGRADE_S)
         assert f"grubenv: distkernel_trial={second}" in upgraded and f"grubenv: distkernel_tries={TRIES}" in upgraded

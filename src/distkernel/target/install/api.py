@@ -24,6 +24,7 @@ from distkernel.target.initramfs import InitramfsSpec, default_backend, make_ini
 from distkernel.target.install.changes import stage_removal, stage_shared
 from distkernel.target.install.layouts import KernelFiles, Placement, choose, place, refuse_foreign_files
 from distkernel.target.install.manage import run_after_commit
+from distkernel.target.install.markgood import refuse_unmarkable
 from distkernel.target.install.plugins import run_hooks_before
 from distkernel.target.install.retention import to_prune
 from distkernel.target.install.state import KernelRecord, ModuleRecord, Origin, State, module_record, read_state
@@ -159,7 +160,9 @@ def install_package(
         line = one_line(target.default_cmdline(), f"{root}/etc/kernel/cmdline")
     one_line(target.pretty_name(), f"{root}/etc/os-release PRETTY_NAME")
     one_line(target.machine_id, f"{root}/etc/machine-id")
-    refuse_foreign_files(target, chosen, release, read_state(root))  # checked again under the lock
+    before = read_state(root)
+    refuse_foreign_files(target, chosen, release, before)  # checked again under the lock
+    refuse_unmarkable(target, chosen, release, before)
     made = folders_a_lock_makes(root)
     with root_lock(root):
         try:

@@ -9,6 +9,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from distkernel.core.cache import sha256_bytes
+from distkernel.target.install import markgood
 from distkernel.target.install.layouts import get, shared_files
 from distkernel.target.install.layouts.base import stage_bytes, stage_link
 from distkernel.target.install.state import KernelRecord, PlacedFile, State, on_disk
@@ -26,7 +27,7 @@ def stage_shared(tx: Transaction, target: Target, old: State, new: State) -> Sta
     """Stage the shared files `new` wants; delete ours it no longer wants (when they
     still hold what we placed: a file changed since is someone else's now)."""
     placed: list[PlacedFile] = []
-    wanted = shared_files(target, new)
+    wanted = {**shared_files(target, new), **markgood.shared(target, new)}
     for path, want in sorted(wanted.items()):
         if want.link is not None:
             f = PlacedFile(path, link=want.link)
@@ -35,10 +36,11 @@ def stage_shared(tx: Transaction, target: Target, old: State, new: State) -> Sta
         else:
             assert want.data is not None
             current = tx.root / path
-            if current.is_file() and not current.is_symlink() and current.read_bytes() == want.data:
+            same = current.is_file() and not current.is_symlink() and current.read_bytes() == want.data
+            if same and want.mode in (None, current.stat().st_mode & 0o777):
                 f = PlacedFile(path, sha256=sha256_bytes(want.data))
             else:
-                f = stage_bytes(tx, want.data, path, edit=not want.owned)
+                f = stage_bytes(tx, want.data, path, edit=not want.owned, mode=want.mode)
         if want.owned:
             placed.append(f)
     for f in old.shared:

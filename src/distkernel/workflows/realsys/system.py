@@ -1,7 +1,8 @@
 """Make an unpacked Debian root a bootable system: who it is (machine id, fstab, kernel
-command line), its network, the report unit and distkernel's mark-good unit, a kernel
-installed by distkernel with the bls layout and systemd-boot installed by the root's own
-bootctl, or with the grub layout and GRUB by the root's own grub-install; then its disk."""
+command line), its network, the report unit, a kernel installed by distkernel (which
+also places its mark-good unit) with the bls layout and systemd-boot installed by the
+root's own bootctl, or with the grub layout and GRUB by the root's own grub-install;
+then its disk."""
 
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ PLAN = "etc/realsys/plan"
 # A fixed machine id: entry paths ({token}) are the same at every run.
 MACHINE_ID = uuid.uuid5(uuid.NAMESPACE_URL, "distkernel:realsys:machine").hex
 UNIT = "realsys-report.service"
-# distkernel's own unit: after a good boot (boot-complete.target) `distkernel mark-good`.
-MARK_GOOD_UNIT = "distkernel-mark-good.service"
 LAYOUTS = ("bls", "grub")
 
 
@@ -54,8 +53,8 @@ def configure(
     root_device: str | None = None,
     layout: str = "bls",
 ) -> None:
-    """Identity, mounts, network, the report and mark-good units and PLAN (a script run
-    at each boot with the running release as $1; its output goes to the console)."""
+    """Identity, mounts, network, the report unit and PLAN (a script run at each boot
+    with the running release as $1; its output goes to the console)."""
     _write(root, "etc/machine-id", MACHINE_ID + "\n", 0o444)
     _write(root, "etc/hostname", "realsys\n")
     _write(
@@ -76,13 +75,12 @@ def configure(
     _write(root, "etc/systemd/network/80-guest.network", _data("guest.network"))
     _write(root, f"etc/systemd/system/{UNIT}", _data(UNIT))
     _write(root, "usr/local/sbin/realsys-report", _data("realsys-report"), 0o755)
-    _write(root, f"etc/systemd/system/{MARK_GOOD_UNIT}", _data(MARK_GOOD_UNIT))
     if plan is not None:
         _write(root, PLAN, plan, 0o755)
     (root / ESP_DIR).mkdir(parents=True, exist_ok=True)
     env = chroot_env()
     run(
-        ["chroot", root, "systemctl", "enable", UNIT, MARK_GOOD_UNIT, "systemd-networkd.service"],
+        ["chroot", root, "systemctl", "enable", UNIT, "systemd-networkd.service"],
         log=log,
         env=env,
         what="systemctl",
@@ -175,16 +173,19 @@ def grub_install(root: Path, ident: Identity, *, log: Path) -> None:
                 p.unlink(missing_ok=True)
 
 
-def divert_grub_mkconfig(root: Path, *, log: Path) -> None:
-    """Set the root's grub-mkconfig aside the way dpkg keeps (dpkg-divert): distkernel
-    runs grub-mkconfig when the root has it, and its fallback needs its own grub.cfg."""
+def divert_grub_mkconfig(root: Path, *, log: Path, undo: bool = False) -> None:
+    """Set the root's grub-mkconfig aside the way dpkg keeps (dpkg-divert), or put it back
+    (UNDO). distkernel runs the root's grub-mkconfig when there is one, chrooted here,
+    where grub-probe finds no device: while the first kernel is installed from outside,
+    distkernel writes its own grub.cfg instead. Put back, the guest's first commit (the
+    first boot's mark-good) hands grub.cfg to grub-mkconfig and its /etc/grub.d script."""
+    action = ["--remove"] if undo else ["--divert", "/usr/sbin/grub-mkconfig.distrib", "--add"]
     run(
-        ["chroot", root, "dpkg-divert", "--local", "--rename", "--divert", "/usr/sbin/grub-mkconfig.distrib",
-         "--add", "/usr/sbin/grub-mkconfig"],
+        ["chroot", root, "dpkg-divert", "--local", "--rename", *action, "/usr/sbin/grub-mkconfig"],
         log=log,
         env=chroot_env(),
         what="dpkg-divert (grub-mkconfig)",
-    )  # fmt: skip
+    )
 
 
 def install_kernel(root: Path, package: Path, *, layout: str = "bls", log: Path) -> None:
@@ -243,6 +244,8 @@ def system_image(
     else:
         bootctl_install(root, log=log)
     install_kernel(root, package, layout=layout, log=log)
+    if layout == "grub":
+        divert_grub_mkconfig(root, log=log, undo=True)
     disk = make_disk(root, ident, work / "disk.img", log=log)
     shutil.rmtree(root)
     return disk

@@ -53,6 +53,7 @@ class Shared:
     data: bytes | None = None
     link: str | None = None
     owned: bool = True
+    mode: int | None = None  # of `data`, when it matters (an /etc/grub.d script runs only when executable)
 
 
 def spec(layout: str) -> dict[str, Any]:
@@ -74,10 +75,13 @@ def stage_file(tx: Transaction, src: Path, final: str, placement: Placement) -> 
     placement.files.append(PlacedFile(final, sha256=h.hexdigest()))
 
 
-def stage_bytes(tx: Transaction, data: bytes, final: str, *, edit: bool = False) -> PlacedFile:
-    """Stage DATA as FINAL; EDIT: FINAL is a file of the user's we rewrite (loader.conf)."""
+def stage_bytes(tx: Transaction, data: bytes, final: str, *, edit: bool = False, mode: int | None = None) -> PlacedFile:
+    """Stage DATA as FINAL; EDIT: FINAL is a file of the user's we rewrite (loader.conf).
+    MODE: its permission bits (None: as a new file gets them; an ESP's FAT has no others)."""
     staged = tx.stage(final)
     tx.write(staged, data)
+    if mode is not None:
+        staged.chmod(mode)
     tx.put(staged, final, edit=edit)
     return PlacedFile(final, sha256=sha256_bytes(data))
 

@@ -1,7 +1,8 @@
 """grub: plain's files plus a grub.cfg for the kernels distkernel manages, default first
-(when the root has grub-mkconfig, install runs it after the commit instead). A default
-that is not known-good is on trial: grub.cfg boots it while GRUB's environment block
-counts tries down, then the newest known-good kernel (see `trial_lines`)."""
+(when the root has grub-mkconfig, an /etc/grub.d script of ours gives it the same
+entries and default, and install runs it after the commit). A default that is not
+known-good is on trial: grub.cfg boots it while GRUB's environment block counts tries
+down, then the newest known-good kernel (see `trial_lines`)."""
 
 from __future__ import annotations
 
@@ -120,8 +121,8 @@ def place(tx: Transaction, target: Target, files: KernelFiles) -> Placement:
 
 
 def writes(target: Target, release: str) -> list[str]:
-    ours = [] if has_mkconfig(target) else [target.fmt(spec("grub")["config"], release)]
-    return plain.writes(target, release) + ours
+    ours = spec("grub")["mkconfig_script"] if has_mkconfig(target) else target.fmt(spec("grub")["config"], release)
+    return [*plain.writes(target, release), ours]
 
 
 def has_mkconfig(target: Target) -> str | None:
@@ -156,27 +157,56 @@ def config_path(target: Target) -> str:
     return target.fmt(spec("grub")["config"], "")
 
 
-def render(target: Target, state: State, *, timeout: int | None = None) -> bytes:
-    """Our grub.cfg for STATE; TIMEOUT (seconds of menu) overrides the layout's."""
+def _entries(target: Target, state: State) -> list[str]:
     default, _ = group_default(state, ("grub",))
     kernels = [k for k in state.ordered() if k.layout == "grub"]
     kernels.sort(key=lambda k: k is not default)  # stable: default first, then newest first
+    return [line for k in kernels for line in menuentry(target, k)]
+
+
+def render(target: Target, state: State, *, timeout: int | None = None) -> bytes:
+    """Our grub.cfg for STATE; TIMEOUT (seconds of menu) overrides the layout's."""
     s = spec("grub")
     wait = s["timeout"] if timeout is None else timeout
     lines = [*HEADER, f"set timeout={wait}", *(f"insmod {m}" for m in s["insmod"])]
     found = trial(state)
     if found is not None:
         lines += trial_lines(*found)
-    return boot_text(target.fmt(s["config"], ""), lines + [line for k in kernels for line in menuentry(target, k)])
+    return boot_text(target.fmt(s["config"], ""), lines + _entries(target, state))
+
+
+def mkconfig_script(target: Target, state: State) -> bytes:
+    """The /etc/grub.d script that puts into grub-mkconfig's grub.cfg what ours has: our
+    entries, and our default by its id (a trial's count as in our grub.cfg); grub-reboot's
+    one-time entry (00_header's boot_once) is left to boot, taking no try."""
+    default, _ = group_default(state, ("grub",))
+    found = trial(state)
+    choose = trial_lines(*found) if found else [f"set default={_id(default)}"] if default else []
+    body = [
+        "### distkernel: its kernels and the default (its trial); written on every install, remove and rollback",
+        *(f"insmod {m}" for m in spec("grub")["insmod"]),
+        *(['if [ "${boot_once}" != true ]; then', *(f"\t{line}" for line in choose), "fi"] if choose else []),
+        *_entries(target, state),
+    ]
+    end = "DISTKERNEL_EOF"  # no line of the body is this: each starts with a keyword or a tab
+    head = ["#!/bin/sh", "# Written by distkernel for grub-mkconfig from its state; do not edit.", f"cat <<'{end}'"]
+    return boot_text(spec("grub")["mkconfig_script"], [*head, *body, end])
 
 
 def shared(target: Target, state: State) -> dict[str, Shared]:
-    """grub.cfg (ours), and GRUB's environment block: the user's too (grub-editenv,
-    GRUB's save_env write it), so only our two variables in it follow the state."""
-    if not any(k.layout == "grub" for k in state.kernels.values()) or has_mkconfig(target):
+    """grub.cfg (ours; else our script for the root's grub-mkconfig), and GRUB's
+    environment block: the user's too (grub-editenv, GRUB's save_env write it), so only
+    our two variables in it follow the state."""
+    if not any(k.layout == "grub" for k in state.kernels.values()):
         return {}
     s = spec("grub")
-    out = {target.fmt(s["config"], ""): Shared(data=render(target, state))}
+    if has_mkconfig(target):
+        out = {s["mkconfig_script"]: Shared(data=mkconfig_script(target, state), mode=0o755)}
+        cfg = target.path(config_path(target))
+        if cfg.is_file() and not cfg.is_symlink():  # grub-mkconfig's to replace; ours until then
+            out[config_path(target)] = Shared(data=cfg.read_bytes(), owned=False)
+    else:
+        out = {target.fmt(s["config"], ""): Shared(data=render(target, state))}
     env = target.fmt(s["env"], "")
     if trial(state) is not None or _read_env(target):
         out[env] = Shared(data=grubenv(target, state), owned=False)
