@@ -161,7 +161,17 @@ class Icecream:
         return {"ICECC_TEST_SOCKET": str(self.socket), "ICECC_TEST_REMOTEBUILD": "1"}
 
     def remote_jobs(self) -> int:
-        return len(re.findall(r"Remote compilation completed with exit code 0", self.host.text()))
+        """Compile jobs the host finished, from its own log: each "remote compile for
+        file F" of a worker whose compilation then completed with exit code 0, bar
+        compiler probes (F is /dev/null)."""
+        files: dict[str, str] = {}
+        done = 0
+        for pid, what in re.findall(r"^\[(\d+)\] [^:]+:\d+:\d+: (.*)$", self.host.text(), re.MULTILINE):
+            if what.startswith("remote compile for file "):
+                files[pid] = what.removeprefix("remote compile for file ")
+            elif what == "Remote compilation completed with exit code 0":
+                done += files.pop(pid, "/dev/null") != "/dev/null"
+        return done
 
 
 @contextlib.contextmanager

@@ -10,39 +10,16 @@ import contextlib
 import os
 import re
 import shutil
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from distkernel.build.compile.icecc_env import icecc_environment
+from distkernel.build.compile.launcher_log import PUMP_FAILED, read_distcc, read_icecc
 from distkernel.build.recipe_model import BuildSpec, distcc_host_problem
 from distkernel.core.errors import UserError
 from distkernel.core.tools import call, require
-
-# distcc's client log (info level, which DISTCC_LOG turns on), read job by job (one
-# client process each; "compile from" starts one): "exec on HOST" where it was sent,
-# "compile FILE on HOST completed ok" where it ran ("localhost" for this machine). A
-# compile of "(null)" is a compiler probe (Kbuild's cc-option on /dev/null or stdin),
-# always run here: not a compile job. A host that dies with a job gives "no answer"
-# (distcc then sends the job to another host, or compiles it here); one that is down
-# refuses the connection; "failed to distribute ... running locally" is a job this
-# machine compiled instead (naming no host when every host was backed off by then).
-_DISTCC_LINE = re.compile(r"^distcc\[(\d+)\] (.*)$")
-_DISTCC_START = "compile from "
-_DISTCC_DONE = re.compile(r"^compile (\S+) on (\S+) completed ok$")
-_PROBE = "(null)"
-_DISTCC_EXEC = re.compile(r"^exec on (\S+?): ")
-_DISTCC_LOST = re.compile(r"^\(dcc_r_result_header\) ERROR: server provided no answer")
-_DISTCC_UNREACHABLE = re.compile(r"^ERROR: (?:nonblocking )?connect to (\S+) failed")
-_DISTCC_FALLBACK = re.compile(r"^(?:\(\w+\) )?Warning: failed to distribute(?: \S+ to (\S+))?, running locally")
-_PUMP_FAILED = "failed to get includes from include server"
-# icecc's client log (debug level): the host the scheduler gave a job, a job compiled
-# here, and a remote job that failed and was compiled here after all.
-_ICECC_HOST = re.compile(r"^ICECC\[(\d+)\] [^:]+:\d+:\d+: Have to use host (\S+) ")
-_ICECC_LOCAL = re.compile(r"^ICECC\[(\d+)\] [^:]+:\d+:\d+: (?:building myself|<building_local>)")
-_ICECC_FORCED = re.compile(r"^ICECC\[(\d+)\] .*local build forced")
 
 
 @dataclass(frozen=True)
@@ -180,106 +157,26 @@ class Launch:
 
     def report(self) -> Report:
         text = self.log.read_text(errors="replace") if self.log.is_file() else ""
-        retried = 0
         if self.dist.backend == "distcc":
-            remote, local, failed, fell_back, retried = _read_distcc(text, self.dist.hosts)
-            if self.pump and _PUMP_FAILED in text:
+            counts = read_distcc(text, self.dist.hosts)
+            if self.pump and PUMP_FAILED in text:
                 self.notes.append(
                     "note: distcc-pump's include server failed on some files; distcc preprocessed those here"
                 )
         else:
-            remote, local, failed = _read_icecc(text)
-            fell_back = sum(failed.values())
+            counts = read_icecc(text)
         return Report(
             self.dist.backend,
             self.dist.hosts,
-            remote,
-            local,
-            failed,
-            fell_back,
-            retried,
+            counts.remote,
+            counts.local,
+            counts.failed,
+            counts.fell_back,
+            counts.retried,
             self.pump,
             tuple(self.notes),
             self.log,
         )
-
-
-def _host_word(address: str, hosts: tuple[str, ...]) -> str:
-    """The host word (as given) of an address distcc names in an error (HOST:PORT)."""
-    for word in hosts:
-        if word == address or word.startswith((f"{address}/", f"{address},")):
-            return word
-    return address
-
-
-@dataclass
-class _Job:
-    """One distcc client's job, as its log lines come."""
-
-    host: str = "localhost"  # where it was last sent
-    failed_on: set[str] = field(default_factory=set)
-    fell_back: bool = False
-
-
-def _read_distcc(text: str, hosts: tuple[str, ...]) -> tuple[dict[str, int], int, dict[str, int], int, int]:
-    remote: Counter[str] = Counter()
-    failed: Counter[str] = Counter()
-    local = fell_back = retried = 0
-    jobs: dict[str, _Job] = {}  # client pid -> its job (pids are reused over a build)
-
-    def fail(job: _Job, host: str) -> None:
-        if host != "localhost" and host not in job.failed_on:  # one failure per job and host
-            job.failed_on.add(host)
-            failed[host] += 1
-
-    for line in text.splitlines():
-        if not (m := _DISTCC_LINE.match(line)):
-            continue
-        pid, rest = m.groups()
-        if rest.startswith(_DISTCC_START):
-            jobs[pid] = _Job()
-            continue
-        job = jobs.setdefault(pid, _Job())
-        if m := _DISTCC_EXEC.match(rest):
-            job.host = m.group(1)
-        elif _DISTCC_LOST.match(rest):
-            fail(job, job.host)
-        elif m := _DISTCC_UNREACHABLE.match(rest):
-            fail(job, _host_word(m.group(1), hosts))
-        elif m := _DISTCC_FALLBACK.match(rest):
-            if m.group(1):
-                fail(job, m.group(1))
-            job.fell_back = True
-        elif m := _DISTCC_DONE.match(rest):
-            del jobs[pid]
-            if m.group(1) == _PROBE:
-                continue
-            if m.group(2) == "localhost":
-                local += 1
-                fell_back += job.fell_back
-            else:
-                remote[m.group(2)] += 1
-                retried += bool(job.failed_on)
-    return dict(remote), local, dict(failed), fell_back, retried
-
-
-def _read_icecc(text: str) -> tuple[dict[str, int], int, dict[str, int]]:
-    remote: Counter[str] = Counter()
-    failed: Counter[str] = Counter()
-    given: dict[str, str] = {}  # client pid -> the host the scheduler last gave it
-    local = 0
-    for line in text.splitlines():
-        if m := _ICECC_HOST.match(line):
-            given[m.group(1)] = m.group(2)
-            remote[m.group(2)] += 1
-        elif m := _ICECC_LOCAL.match(line):
-            local += 1
-        elif (m := _ICECC_FORCED.match(line)) and m.group(1) in given:
-            host = given.pop(m.group(1))
-            remote[host] -= 1
-            failed[host] += 1
-            local += 1
-    return {h: n for h, n in remote.items() if n > 0}, local, dict(failed)
 
 
 def _masquerade(folder: Path, launcher: str, compilers: tuple[str, ...]) -> str:
@@ -368,10 +265,9 @@ def _probe_pump(env: dict[str, str], state: Path, compiler: str) -> str:
     text = probe_log.read_text(errors="replace") if probe_log.is_file() else ""
     if pumped.code != 0 or here.code != 0:
         return "the probe compile failed"
-    if _PUMP_FAILED in text:
+    if PUMP_FAILED in text:
         return "distcc-pump's include server fails on this system"
-    remote, _, _, _, _ = _read_distcc(text, ())
-    if not remote:
+    if not read_distcc(text, ()).remote:
         return "the probe compile found no host"
     if (probe / "pump.o").read_bytes() != (probe / "local.o").read_bytes():
         return "a pump-mode object differs from a local one"
