@@ -85,8 +85,13 @@ class Killer(threading.Thread):
         self.killed_after: int | None = None
 
     def run(self) -> None:
-        while not self.done.wait(0.05):
-            if self.victim.jobs() >= KILL_AFTER and self.victim.compiling():
+        # Its log is read twice a second until it has done its share; then /proc is
+        # watched closely for a compiler under it.
+        while not self.done.wait(0.5):
+            if self.victim.jobs() >= KILL_AFTER:
+                break
+        while not self.done.wait(0.02):
+            if self.victim.compiling():
                 self.victim.kill()
                 self.killed_after = self.victim.jobs()
                 return
@@ -117,7 +122,7 @@ def test_distcc_build_is_the_local_package_and_survives_a_dead_host(default_pack
         # Counted on the daemons' side: the living host's log agrees with the report; the
         # killed one finished at least what the report credits it with.
         assert report["per_host"][d1.host] == d1.jobs()
-        assert KILL_AFTER <= report["per_host"][d2.host] <= killer.killed_after
+        assert 0 < report["per_host"][d2.host] <= killer.killed_after
         # It died holding a job: the report names it, and each job it lost was compiled
         # again, on the living host or here.
         assert report["failed_hosts"].get(d2.host, 0) >= 1, report
