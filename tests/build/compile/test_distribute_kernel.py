@@ -150,10 +150,12 @@ def test_icecream_build_is_the_local_package(default_package: Built) -> None:
                 keep_cached(default_package)
             show(doc)
             report = doc["distributed"]
-            # Counted on the host's side too: every job the client sent, bar a compiler
-            # probe or two that fails there (and is then run here), completed on the host.
+            # Counted on the host's side too (probes left out on both sides): every job
+            # the client credits to the host completed there; a margin for a job that
+            # completed there but whose result the client did not take (compiled here).
             sent = sum(report["per_host"].values())
-            assert 0.98 * sent <= net.remote_jobs() <= sent, (sent, net.remote_jobs())
+            print(f"icecream host's own count: {net.remote_jobs()} compile jobs")
+            assert sent <= net.remote_jobs() <= 1.02 * sent, (sent, net.remote_jobs())
             assert report["remote_share"] >= 0.9, report
         assert doc["key"] == default_package.first_run["key"]
         assert doc["metadata"]["recipe_sha256"] == default_package.metadata["recipe_sha256"]
