@@ -37,6 +37,9 @@ _ICECC_LOCAL = re.compile(r"^(?:building myself|<building_local>)")
 _ICECC_PREPROCESS = "preprocessing, building locally"
 _ICECC_FORCED = "local build forced"
 _PROBE_INPUTS = ("/dev/null", "-")
+# A call with no source file among its arguments (`gcc -print-file-name=include`,
+# `--version`) compiles nothing: distcc logs it as "(null)"; icecc as a local build.
+_SOURCE = re.compile(r"\.(?:c|S|s|i|cc|cpp|cxx)$")
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,9 @@ def read_icecc(text: str) -> Counts:
             continue
         pid, rest = m.groups()
         if rest.startswith(_ICECC_START):
-            started = _Job(host="", counted=not any(w in _PROBE_INPUTS for w in rest.split()[1:]))
+            words = rest.split()[1:]
+            compiles = any(_SOURCE.search(w) for w in words) and not any(w in _PROBE_INPUTS for w in words)
+            started = _Job(host="", counted=compiles)
             current[pid] = started
             jobs.append(started)
             continue
