@@ -122,8 +122,11 @@ def read_icecc(text: str) -> Counts:
             continue
         pid, rest = m.groups()
         if rest.startswith(_ICECC_START):
+            # (A remote job has -c or -S; its source word can come glued to another
+            # client's line, which icecc writes to the same file unlocked.)
             words = rest.split()[1:]
-            compiles = any(_SOURCE.search(w) for w in words) and not any(w in _PROBE_INPUTS for w in words)
+            named = "-c" in words or "-S" in words or any(_SOURCE.search(w) for w in words)
+            compiles = named and not any(w in _PROBE_INPUTS for w in words)
             started = _Job(host="", counted=compiles)
             current[pid] = started
             jobs.append(started)
