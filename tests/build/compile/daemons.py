@@ -36,6 +36,36 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command name) of every process, from /proc."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        out[int(entry.name)] = (int(stat[stat.rindex(")") + 2 :].split()[1]), name)
+    return out
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """The processes under PID (pid -> command name), however they regrouped: distccd
+    runs each compiler in a process group of its own."""
+    table = _processes()
+    found: dict[int, str] = {}
+    for child, (_, name) in table.items():
+        up, seen = child, 0
+        while up > 1 and seen < 64:
+            up, seen = table.get(up, (0, ""))[0], seen + 1
+            if up == pid:
+                found[child] = name
+                break
+    return found
+
+
 @dataclass
 class Daemon:
     name: str
@@ -47,9 +77,14 @@ class Daemon:
         return self.log.read_text(errors="replace") if self.log.is_file() else ""
 
     def kill(self) -> None:
-        """Die at once, with its children (preforked distccd workers): a dead host."""
+        """Die at once, with everything under it (preforked distccd workers and the
+        compilers they run): a dead host."""
+        under = descendants(self.proc.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in under:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
@@ -73,6 +108,10 @@ class Distccd(Daemon):
     def jobs(self) -> int:
         """Compile jobs this daemon finished, from its own log."""
         return len(re.findall(r" COMPILE_OK ", self.text()))
+
+    def compiling(self) -> bool:
+        """A compiler runs under this daemon now: a job is in its hands."""
+        return any(name in ("cc1", "cc1plus", "as") for name in descendants(self.proc.pid).values())
 
 
 def start_distccd(folder: Path, name: str, limit: int = 2) -> Distccd:
@@ -122,7 +161,17 @@ class Icecream:
         return {"ICECC_TEST_SOCKET": str(self.socket), "ICECC_TEST_REMOTEBUILD": "1"}
 
     def remote_jobs(self) -> int:
-        return len(re.findall(r"Remote compilation completed with exit code 0", self.host.text()))
+        """Compile jobs the host finished, from its own log: each "remote compile for
+        file F" of a worker whose compilation then completed with exit code 0, bar
+        compiler probes (F is /dev/null)."""
+        files: dict[str, str] = {}
+        done = 0
+        for pid, what in re.findall(r"^\[(\d+)\] [^:]+:\d+:\d+: (.*)$", self.host.text(), re.MULTILINE):
+            if what.startswith("remote compile for file "):
+                files[pid] = what.removeprefix("remote compile for file ")
+            elif what == "Remote compilation completed with exit code 0":
+                done += files.pop(pid, "/dev/null") != "/dev/null"
+        return done
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from distkernel.build.compile.distribute import Distribution, choose, launched, parse_hosts
+from distkernel.build.compile.distribute import Distribution, Report, choose, launched, parse_hosts
 from distkernel.build.recipe_model import BuildSpec
 from distkernel.core.errors import UserError
 from tests.build.compile.daemons import distccds, free_port
@@ -117,6 +117,7 @@ def test_dead_host_falls_back_to_this_machine_and_says_so(tmp_path: Path) -> Non
     assert report.local == report.fell_back  # anything compiled here was handed back by a failure
     assert report.remote_jobs + report.local == SOURCES
     assert any(line.startswith(f"warning: host {dead} failed") for line in report.lines())
+    assert Report.from_json(report.to_json()) == report  # what `build --json` prints reads back
     for stem, data in want.items():
         assert (src / f"{stem}.o").read_bytes() == data, stem
 

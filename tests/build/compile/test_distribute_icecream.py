@@ -47,6 +47,19 @@ def test_icecream_compiles_on_its_host(shared_tmp: Path, monkeypatch: pytest.Mon
             assert launch.env["CCACHE_PREFIX"].endswith("icecc")
             assert Path(launch.env["ICECC_VERSION"]) == icecc_environment("gcc")
             make(src, {**launch.env, **net.env()}, "ccache gcc", shared_tmp / "ccache")
+            # Kbuild's probes (cc-option on /dev/null, as-instr on stdin), a preprocessing
+            # call and calls that name no source go through icecc too; none is a compile
+            # job of the build.
+            env = {**os.environ, "CCACHE_DIR": str(shared_tmp / "ccache"), **launch.env, **net.env()}
+            for probe in (
+                ["-Werror", "-c", "-x", "c", "/dev/null", "-o", str(shared_tmp / "probe.o")],
+                ["-c", "-x", "assembler-with-cpp", "-o", str(shared_tmp / "probe2.o"), "-"],
+                ["-E", "-P", "-x", "c", "/dev/null"],
+                ["-print-file-name=include"],
+                ["--version"],
+            ):
+                subprocess.run(["ccache", "gcc", *probe], env=env, input=b"", capture_output=True, check=True)
+            assert "/dev/null" in launch.log.read_text()
         report = launch.report()
         assert report.remote_jobs == net.remote_jobs() > 0, (report, net.host.text()[-2000:])
         assert report.remote_jobs + report.local == SOURCES

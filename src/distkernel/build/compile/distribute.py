@@ -10,36 +10,16 @@ import contextlib
 import os
 import re
 import shutil
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from distkernel.build.compile.icecc_env import icecc_environment
+from distkernel.build.compile.launcher_log import PUMP_FAILED, read_distcc, read_icecc
 from distkernel.build.recipe_model import BuildSpec, distcc_host_problem
 from distkernel.core.errors import UserError
 from distkernel.core.tools import call, require
-
-# distcc's client log (info level, which DISTCC_LOG turns on): one line per compile
-# saying where it ran ("localhost" for this machine), and one per job a failed host
-# handed back to this machine. A compile of "(null)" is a compiler probe (Kbuild's
-# cc-option on /dev/null or stdin), always run here: not a compile job.
-_DISTCC_DONE = re.compile(r"^distcc\[(\d+)\] compile (\S+) on (\S+) completed ok$")
-_PROBE = "(null)"
-_DISTCC_FALLBACK = re.compile(
-    r"^distcc\[\d+\] (?:\(\w+\) )?Warning: failed to distribute \S+ to (\S+), running locally"
-)
-# A host that dies with a job: the job's "exec on HOST" line, then no answer (distcc then
-# retries it on another host, or here).
-_DISTCC_EXEC = re.compile(r"^distcc\[(\d+)\] exec on (\S+?): ")
-_DISTCC_LOST = re.compile(r"^distcc\[(\d+)\] \(dcc_r_result_header\) ERROR: server provided no answer")
-_DISTCC_UNREACHABLE = re.compile(r"^distcc\[\d+\] ERROR: (?:nonblocking )?connect to (\S+) failed")
-_PUMP_FAILED = "failed to get includes from include server"
-# icecc's client log (debug level): the host the scheduler gave a job, a job compiled
-# here, and a remote job that failed and was compiled here after all.
-_ICECC_HOST = re.compile(r"^ICECC\[(\d+)\] [^:]+:\d+:\d+: Have to use host (\S+) ")
-_ICECC_LOCAL = re.compile(r"^ICECC\[(\d+)\] [^:]+:\d+:\d+: (?:building myself|<building_local>)")
-_ICECC_FORCED = re.compile(r"^ICECC\[(\d+)\] .*local build forced")
 
 
 @dataclass(frozen=True)
@@ -98,8 +78,9 @@ class Report:
     hosts: tuple[str, ...]
     remote: dict[str, int]  # host -> compile jobs that ran there
     local: int  # compile jobs that ran on this machine (what distcc or icecc kept or fell back to)
-    failed: dict[str, int]  # host -> times it failed (unreachable, or died with a job)
-    fell_back: int = 0  # jobs a failed host handed back, compiled here instead
+    failed: dict[str, int]  # host -> compile jobs it failed (died with them, or refused them)
+    fell_back: int = 0  # jobs compiled here because a host failed
+    retried: int = 0  # jobs a failed host lost that another host compiled
     pump: bool = False
     notes: tuple[str, ...] = ()
     log: Path | None = None
@@ -124,10 +105,27 @@ class Report:
             "per_host": dict(sorted(self.remote.items())),
             "failed_hosts": dict(sorted(self.failed.items())),
             "fell_back_jobs": self.fell_back,
+            "retried_jobs": self.retried,
             "pump": self.pump,
             "notes": list(self.notes),
             "log": str(self.log) if self.log else None,
         }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Report:
+        """The report a `build --json` printed (its "distributed" object)."""
+        return cls(
+            str(doc["backend"]),
+            tuple(map(str, doc["hosts"])),
+            {str(h): int(n) for h, n in doc["per_host"].items()},
+            int(doc["local_jobs"]),
+            {str(h): int(n) for h, n in doc["failed_hosts"].items()},
+            int(doc["fell_back_jobs"]),
+            int(doc.get("retried_jobs", 0)),
+            bool(doc["pump"]),
+            tuple(map(str, doc["notes"])),
+            Path(doc["log"]) if doc.get("log") else None,
+        )
 
     def lines(self) -> list[str]:
         per_host = ", ".join(f"{h}: {n}" for h, n in sorted(self.remote.items())) or "none"
@@ -136,8 +134,13 @@ class Report:
             f"{self.remote_jobs + self.local} compile jobs ran remotely ({per_host}); {self.local} on this machine"
         ]
         out += [
-            f"warning: host {h} failed; {n} job(s) fell back to this machine" for h, n in sorted(self.failed.items())
+            f"warning: host {h} failed {n} compile job(s) (died with them or refused them); the build went on"
+            for h, n in sorted(self.failed.items())
         ]
+        if self.retried:
+            out.append(f"warning: {self.retried} compile job(s) a failed host lost were compiled on another host")
+        if self.fell_back:
+            out.append(f"warning: {self.fell_back} compile job(s) fell back to this machine after a host failed")
         out += list(self.notes)
         return out
 
@@ -155,77 +158,25 @@ class Launch:
     def report(self) -> Report:
         text = self.log.read_text(errors="replace") if self.log.is_file() else ""
         if self.dist.backend == "distcc":
-            remote, local, failed, fell_back = _read_distcc(text, self.dist.hosts)
-            if self.pump and _PUMP_FAILED in text:
+            counts = read_distcc(text, self.dist.hosts)
+            if self.pump and PUMP_FAILED in text:
                 self.notes.append(
                     "note: distcc-pump's include server failed on some files; distcc preprocessed those here"
                 )
         else:
-            remote, local, failed = _read_icecc(text)
-            fell_back = sum(failed.values())
+            counts = read_icecc(text)
         return Report(
             self.dist.backend,
             self.dist.hosts,
-            remote,
-            local,
-            failed,
-            fell_back,
+            counts.remote,
+            counts.local,
+            counts.failed,
+            counts.fell_back,
+            counts.retried,
             self.pump,
             tuple(self.notes),
             self.log,
         )
-
-
-def _host_word(address: str, hosts: tuple[str, ...]) -> str:
-    """The host word (as given) of an address distcc names in an error (HOST:PORT)."""
-    for word in hosts:
-        if word == address or word.startswith((f"{address}/", f"{address},")):
-            return word
-    return address
-
-
-def _read_distcc(text: str, hosts: tuple[str, ...]) -> tuple[dict[str, int], int, dict[str, int], int]:
-    remote: Counter[str] = Counter()
-    failed: Counter[str] = Counter()
-    local = fell_back = 0
-    sent: dict[str, str] = {}  # client pid -> the host its job went to last
-    for line in text.splitlines():
-        if m := _DISTCC_EXEC.match(line):
-            sent[m.group(1)] = m.group(2)
-        elif (m := _DISTCC_LOST.match(line)) and sent.get(m.group(1), "localhost") != "localhost":
-            failed[sent[m.group(1)]] += 1
-        elif m := _DISTCC_DONE.match(line):
-            if m.group(2) == _PROBE:
-                continue
-            if m.group(3) == "localhost":
-                local += 1
-            else:
-                remote[m.group(3)] += 1
-        elif m := _DISTCC_UNREACHABLE.match(line):
-            failed[_host_word(m.group(1), hosts)] += 1
-        elif m := _DISTCC_FALLBACK.match(line):
-            failed[m.group(1)] += 1
-            fell_back += 1
-    return dict(remote), local, dict(failed), fell_back
-
-
-def _read_icecc(text: str) -> tuple[dict[str, int], int, dict[str, int]]:
-    remote: Counter[str] = Counter()
-    failed: Counter[str] = Counter()
-    given: dict[str, str] = {}  # client pid -> the host the scheduler last gave it
-    local = 0
-    for line in text.splitlines():
-        if m := _ICECC_HOST.match(line):
-            given[m.group(1)] = m.group(2)
-            remote[m.group(2)] += 1
-        elif m := _ICECC_LOCAL.match(line):
-            local += 1
-        elif (m := _ICECC_FORCED.match(line)) and m.group(1) in given:
-            host = given.pop(m.group(1))
-            remote[host] -= 1
-            failed[host] += 1
-            local += 1
-    return {h: n for h, n in remote.items() if n > 0}, local, dict(failed)
 
 
 def _masquerade(folder: Path, launcher: str, compilers: tuple[str, ...]) -> str:
@@ -314,9 +265,9 @@ def _probe_pump(env: dict[str, str], state: Path, compiler: str) -> str:
     text = probe_log.read_text(errors="replace") if probe_log.is_file() else ""
     if pumped.code != 0 or here.code != 0:
         return "the probe compile failed"
-    if _PUMP_FAILED in text:
+    if PUMP_FAILED in text:
         return "distcc-pump's include server fails on this system"
-    if not any((m := _DISTCC_DONE.match(line)) and m.group(3) != "localhost" for line in text.splitlines()):
+    if not read_distcc(text, ()).remote:
         return "the probe compile found no host"
     if (probe / "pump.o").read_bytes() != (probe / "local.o").read_bytes():
         return "a pump-mode object differs from a local one"
