@@ -131,9 +131,10 @@ def payload_sizes(members: Iterable[Member]) -> dict[str, int]:
     return sizes
 
 
-def compression_params(workers: int) -> zstandard.ZstdCompressionParameters:
+def compression_params(workers: int, level: int = ZSTD_LEVEL) -> zstandard.ZstdCompressionParameters:
+    """The package's zstd settings; LEVEL differs only for a binhost's parts."""
     return zstandard.ZstdCompressionParameters.from_level(
-        ZSTD_LEVEL,
+        level,
         window_log=ZSTD_WINDOW_LOG,
         enable_ldm=True,
         threads=workers,

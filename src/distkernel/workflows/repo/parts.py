@@ -36,9 +36,8 @@ from distkernel.build.package.format import (
 )
 from distkernel.build.package.reader import VerifiedPackage, check_package
 from distkernel.build.package.writer import (
-    ZSTD_JOB_SIZE,
-    ZSTD_WINDOW_LOG,
     ZSTD_WORKERS,
+    compression_params,
     write_frames,
 )
 
@@ -58,17 +57,6 @@ def _reading(path: Path) -> Iterator[tarfile.TarFile]:
         tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), mode="r|") as tar,
     ):
         yield tar
-
-
-def _part_params() -> zstandard.ZstdCompressionParameters:
-    return zstandard.ZstdCompressionParameters.from_level(
-        PART_LEVEL,
-        window_log=ZSTD_WINDOW_LOG,
-        enable_ldm=True,
-        threads=ZSTD_WORKERS,
-        job_size=ZSTD_JOB_SIZE,
-        write_checksum=1,
-    )
 
 
 @contextlib.contextmanager
@@ -104,7 +92,7 @@ def split_package(
     reader first, unless VERIFIED is that verdict; each part judged alone after, against
     the same manifest and signature); the verdict on the package."""
     verified = verified or check_package(package)
-    params = _part_params()
+    params = compression_params(ZSTD_WORKERS, PART_LEVEL)
     with _reading(package) as tar_in, _writing(kernel_out, params) as kernel, _writing(headers_out, params) as headers:
         for info in tar_in:
             if info.name in CONTROL:  # first, and once each: the reader saw to it
