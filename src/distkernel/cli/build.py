@@ -25,7 +25,7 @@ def default_recipe() -> Path:
 @options.OUT_DIR
 @options.JOBS
 @options.SET
-@click.option("--fresh", is_flag=True, help="Ignore the package cache and build in a new, empty build dir.")
+@click.option("--fresh", is_flag=True, help="Ignore the package cache and build in an emptied build dir of its own.")
 @click.option(
     "--distcc",
     "distcc",

@@ -92,9 +92,10 @@ def inputs_key(recipe: Recipe) -> tuple[str, dict[str, object]]:
 
 
 def _workdir(recipe: Recipe, skey: str, fresh: bool) -> Path:
-    if fresh:
-        return cache.cache_dir("build") / f"fresh-{os.getpid()}-{time.monotonic_ns()}"
-    return cache.cache_dir("build") / build_id(recipe, skey)
+    # A fresh build's folder has a name of its own that stays the same from one fresh
+    # build to the next (emptied first, under the build's lock): objtool's objects carry
+    # the build folder's path, so a new name each time is a ccache miss for each of them.
+    return cache.cache_dir("build") / (build_id(recipe, skey) + ("-fresh" if fresh else ""))
 
 
 def configure(
@@ -168,6 +169,8 @@ def build_package(
     work = _workdir(recipe, str(doc["source"]), fresh)
     timings: dict[str, float] = {}
     with cache.locked(f"build-{work.name}"):
+        if fresh:
+            shutil.rmtree(work, ignore_errors=True)
         try:
             pkg, metadata, report, built = _build_in(
                 recipe, work, out, key, doc, jobs, strict, _Timed(progress, timings)
@@ -175,8 +178,6 @@ def build_package(
         finally:
             if fresh:
                 shutil.rmtree(work, ignore_errors=True)
-    if fresh:
-        (cache.cache_dir("locks") / f"build-{work.name}.lock").unlink(missing_ok=True)
     timings = {k: round(v, 2) for k, v in timings.items()}
     return BuildOutcome(pkg, metadata, False, key, time.monotonic() - start, report, built, timings)
 
@@ -279,5 +280,5 @@ def make_package(
         },
         distkernel=__version__,
     )
-    step(progress, "package", "write")  # hash every file, then compress the payload (zstd 15)
+    step(progress, "package", "write")  # hash every file, then compress the payload
     return write_package(work / "out", metadata, members, sign=manifest_signer(recipe))
