@@ -29,6 +29,11 @@ PAYLOAD_TOPS = (KERNEL_DIR, MODULES_DIR, HEADERS_DIR)
 # the payload of some top folders: what a binary-only install needs, and the headers.
 WHOLE, KERNEL_PART, HEADERS_PART = "whole", "kernel", "headers"
 PART_TOPS = {WHOLE: PAYLOAD_TOPS, KERNEL_PART: (KERNEL_DIR, MODULES_DIR), HEADERS_PART: (HEADERS_DIR,)}
+# The package file holds the parts in this order, each in a zstd frame of its own: an
+# install that places no headers tree stops reading where the headers begin, and the
+# writer can compress the headers while the rest is still being built.
+PAYLOAD_PARTS = (KERNEL_PART, HEADERS_PART)
+_PART_OF_TOP = {top: part for part in PAYLOAD_PARTS for top in PART_TOPS[part]}
 IMAGE = f"{KERNEL_DIR}/vmlinuz"
 KERNEL_FILES = (IMAGE, f"{KERNEL_DIR}/System.map", f"{KERNEL_DIR}/config")  # what install reads by name
 FILE_MODES = (0o644, 0o755)  # the only modes the writer records
@@ -42,6 +47,16 @@ MODULE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_PATH = 4096  # PATH_MAX
 MAX_COMPONENT = 255  # NAME_MAX
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def part_of(name: str) -> str:
+    """The part (PAYLOAD_PARTS) a payload member belongs to, by its top folder."""
+    return _PART_OF_TOP[name.split("/", 1)[0]]
+
+
+def payload_order(name: str) -> tuple[int, str]:
+    """Where a payload member goes in a package file: its part's frame, then by path."""
+    return PAYLOAD_PARTS.index(part_of(name)), name
 
 
 def _shown(value: str) -> str:

@@ -27,10 +27,12 @@ Public API (stable; the hostile-input suite drives it):
   under its own folders, and nothing else; the default, `whole`, is the package file
   as built. Every check above applies to a part as to a whole package.
 - `take`: the part the caller wants out of the file (default: all of `part`). Members of
-  the other folders must still be where the manifest says, with its kind and size,
-  and none may be missing, but their data is passed over unread: neither hashed nor
-  handed to the sink (an install that places no headers tree does not check what it
-  does not write; what it writes is checked as always).
+  the other folders that come before the last member taken must be where the manifest
+  says, with its kind and size, but their data is passed over unread: neither hashed
+  nor handed to the sink. Reading ends with the last member taken: what follows (in a
+  package file as the writer orders it, the headers after the kernel and modules) is
+  not even decompressed. An install that places no headers tree does not check what
+  it does not write; what it writes is checked as always, and must all be there.
 - `read_head(path)`: the control members alone, with every check that needs no
   payload; for reading a package this program just wrote. It is no verdict on the
   payload: for input from elsewhere, use check_package.
@@ -200,6 +202,9 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str, take: st
     seen: set[str] = set()
     count = total = 0
     image: ImageInfo | None = None
+    # Taking a part of the file, reading ends once each of its members is in (the writer
+    # puts the parts one after the other): the rest is neither decompressed nor judged.
+    left = sum(_top(n) in taken for n in (*files, *links)) if taken != tops else -1
     for h in _headers(head.first, tar):
         name = h.name
         if name in CONTROL:
@@ -219,6 +224,9 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str, take: st
                 raise SchemaError(f"{name}: symlink not in the manifest (or another target)")
             if sink is not None:
                 sink.symlink(name, h.linkname)
+            left -= 1
+            if left == 0:
+                break
             continue
         if h.kind == "dir":
             if name not in head.dirs:
@@ -253,6 +261,11 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str, take: st
             image = check.finish(head.metadata)
         count += 1
         total += h.size
+        left -= 1
+        if left == 0:
+            break
+    if left == 0:
+        tops = taken  # what was not read is not judged: only the part taken must be whole
     missing = sorted(n for n in (set(files) | set(links)) - seen if _top(n) in tops)
     if missing:
         absent = sorted({_top(n) for n in missing} - {_top(n) for n in seen})

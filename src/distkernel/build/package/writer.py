@@ -1,6 +1,7 @@
-"""Write a package: deterministic tar (sorted members, fixed owner/mtime/modes) in three
-zstd frames (frames.py): metadata, the manifest (and its signature); the payload; the
-end of the archive. Signing replaces the first and last frames only.
+"""Write a package: deterministic tar (members in format.payload_order, fixed owner/mtime/
+modes) in zstd frames (frames.py): metadata, the manifest (and its signature); the
+payload, a frame per part (the kernel's, then the headers'); the end of the archive.
+Signing replaces the first and last frames only.
 What is written passes the reader's own checks first (schema, declared content, the
 kernel image against the metadata): a package this writes is never one it refuses."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import os
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
@@ -28,17 +30,21 @@ from distkernel.build.package.format import (
     Manifest,
     Metadata,
     canonical_json,
+    part_of,
+    payload_order,
 )
 from distkernel.build.package.image import ImageCheck
 from distkernel.build.package.schema import SchemaError, parse_manifest, parse_metadata
 from distkernel.core.cache import fsync_dir
 from distkernel.core.errors import UserError
 
-# Level 15 with long-distance matching over a 128 MiB window (the most plain `zstd -d`
-# accepts without --long) finds the repetition across the headers tree. Two workers
-# on 8 MiB jobs keep it within a few seconds; the output does not depend on the number
-# of workers (checked by a test). Level 19 saves ~9% more for three times the time.
-ZSTD_LEVEL = 15
+# Long-distance matching over a 128 MiB window (the most plain `zstd -d` accepts without
+# --long) finds the repetition across the headers tree. Level 12 is the last before
+# zstd's slow strategies: for the default recipe's 52 MB payload, level 15 saves 2 % of
+# the file for seven times the time (several seconds of every build); a binhost
+# recompresses its parts harder anyway (workflows/repo/parts.py). Two workers on 8 MiB
+# jobs; the output does not depend on the number of workers (checked by a test).
+ZSTD_LEVEL = 12
 ZSTD_WINDOW_LOG = 27
 ZSTD_WORKERS = 2
 ZSTD_JOB_SIZE = 8 << 20
@@ -92,12 +98,18 @@ def payload_frame(raw: BinaryIO, pieces: Iterable[bytes]) -> int:
     return length
 
 
-def write_frames(raw: BinaryIO, control: bytes, payload: Iterable[bytes]) -> None:
-    """A package's three frames (frames.py) to RAW: CONTROL, the head's tar bytes; the
-    PAYLOAD members' tar bytes, in pieces; the tail."""
+def write_frames(raw: BinaryIO, control: bytes, payload: Iterable[Iterable[bytes]]) -> None:
+    """A package's frames (frames.py) to RAW: CONTROL, the head's tar bytes; a frame for
+    each of PAYLOAD's groups of members' tar bytes (in pieces); the tail."""
     raw.write(compress_frame(control))
-    length = len(control) + payload_frame(raw, payload)
+    length = len(control) + sum(payload_frame(raw, group) for group in payload)
     raw.write(compress_frame(frames.tail(length)))
+
+
+def _by_part(members: list[Member], manifest: Manifest, date: int) -> Iterator[Iterator[bytes]]:
+    """The members' tar bytes, a group per part (members come in payload_order)."""
+    for _part, group in itertools.groupby(members, key=lambda m: part_of(m.path)):
+        yield _payload(list(group), manifest, date)
 
 
 def _payload(members: list[Member], manifest: Manifest, date: int) -> Iterator[bytes]:
@@ -157,7 +169,7 @@ def write_package(
     dest_dir: Path, metadata: Metadata, members: list[Member], *, sign: Callable[[bytes], bytes] | None = None
 ) -> Path:
     """Write `dest_dir/<metadata.filename>` atomically and return its path."""
-    members = sorted(members, key=lambda m: m.path)
+    members = sorted(members, key=lambda m: payload_order(m.path))
     metadata = dataclasses.replace(metadata, sizes=payload_sizes(members))
     meta_bytes = canonical_json(metadata.to_json())
     manifest = build_manifest(meta_bytes, members)
@@ -171,7 +183,7 @@ def write_package(
     control = head(meta_bytes, manifest_bytes, sign(manifest_bytes) if sign is not None else None, date)
     try:
         with open(tmp, "wb") as raw:
-            write_frames(raw, control, _payload(members, manifest, date))
+            write_frames(raw, control, _by_part(members, manifest, date))
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, final)

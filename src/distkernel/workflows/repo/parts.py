@@ -121,16 +121,18 @@ def join_parts(kernel: Path, headers: Path, out: Path) -> VerifiedPackage:
                 break
             control += frames.member(info, _control(k_in, info).getvalue())
 
-        def pieces() -> Iterator[bytes]:
-            for info in h_in:  # headers/ sorts before kernel/ and modules/, as the writer sorts
-                if info.name not in CONTROL:
-                    yield from frames.copied(h_in, info)
+        def kernel_part() -> Iterator[bytes]:
             rest = payload
             while rest is not None:
                 yield from frames.copied(k_in, rest)
                 rest = next(k_members, None)
 
-        write_frames(raw, control, pieces())
+        def headers_part() -> Iterator[bytes]:
+            for info in h_in:
+                if info.name not in CONTROL:
+                    yield from frames.copied(h_in, info)
+
+        write_frames(raw, control, (kernel_part(), headers_part()))  # the writer's order: format.PAYLOAD_PARTS
         raw.flush()
         os.fsync(raw.fileno())
     return check_package(out, expect=first, part=WHOLE)

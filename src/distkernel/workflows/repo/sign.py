@@ -1,16 +1,17 @@
 """`distkernel sign PKG --key KEY`: sign a package built without a key (or sign it
 again with another key) so that binhost clients accept it. Only the signature changes:
-the writer cuts a package into three zstd frames (build/package/frames.py), and
-signing writes a new first frame (metadata, manifest, the new signature) and a new
-last one (the archive's end, whose padding follows the head's length) around the
-payload frame's compressed bytes, copied as they are: nothing is recompressed, and the
-result is byte for byte what a build with `[sign] package = KEY` writes. A package
-framed otherwise (one frame, from an older writer) is rewritten member by member into
-those three frames. Either way the result is judged whole by the one reader and its
+the writer cuts a package into zstd frames (build/package/frames.py), and signing
+writes a new first frame (metadata, manifest, the new signature) and a new last one
+(the archive's end, whose padding follows the head's length) around the payload
+frames' compressed bytes, copied as they are: nothing is recompressed, and the result
+is byte for byte what a build with `[sign] package = KEY` writes. A package framed
+otherwise (one frame, from an older writer) is rewritten member by member into the
+writer's frames. Either way the result is judged whole by the one reader and its
 signature verified before it replaces the package."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tarfile
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from typing import BinaryIO
 import zstandard
 
 from distkernel.build.package import frames
-from distkernel.build.package.format import SIGNATURE, canonical_json
+from distkernel.build.package.format import SIGNATURE, canonical_json, part_of
 from distkernel.build.package.reader import PackageError, VerifiedPackage, check_package, read_head
 from distkernel.build.package.writer import compress_frame, head, write_frames
 from distkernel.build.trust.keys import load_package_private, public_fingerprint
@@ -69,15 +70,16 @@ def _copy(f: BinaryIO, start: int, end: int, out: BinaryIO) -> None:
 
 
 def _resign(src: Path, dst: Path, sign: Callable[[bytes], bytes]) -> bool:
-    """DST: SRC with a new head and tail around its payload frame, copied as it is.
-    False (nothing written) when SRC is not in the writer's three frames."""
+    """DST: SRC with a new head and tail around its payload frames, copied as they are.
+    False (nothing written) when SRC is not in the writer's frames."""
     verified = read_head(src)  # the control members, strictly; the payload is judged in DST
     manifest_bytes, old_head = _control(verified, verified.signature)
     with open(src, "rb") as f:
         found = frames.spans(f, os.fstat(f.fileno()).st_size)
-        if found is None or len(found) != 3:
+        if found is None or len(found) < 3:
             return False
-        (head_at, head_end), (payload_at, payload_end), (tail_at, tail_end) = found
+        (head_at, head_end), (tail_at, tail_end) = found[0], found[-1]
+        payload_at, payload_end = head_end, tail_at  # the payload's frames, one after the other
         if _frame(f, head_at, head_end, len(old_head)) != old_head:
             return False
         old_tail = _frame(f, tail_at, tail_end, frames.END + frames.RECORD)
@@ -96,16 +98,21 @@ def _resign(src: Path, dst: Path, sign: Callable[[bytes], bytes]) -> bool:
     return True
 
 
-def _members(tar: tarfile.TarFile) -> Iterator[bytes]:
-    """The payload members' tar bytes, streamed (never a whole file in memory)."""
+def _payload(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     for index, info in enumerate(tar):
-        if index < 2 or (index == 2 and info.name == SIGNATURE):
-            continue
-        yield from frames.copied(tar, info, COPY)
+        if index >= 2 and not (index == 2 and info.name == SIGNATURE):
+            yield info
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[Iterator[bytes]]:
+    """The payload members' tar bytes, streamed (never a whole file in memory), a group
+    for each run of members of one part (format.part_of): a frame each."""
+    for _part, infos in itertools.groupby(_payload(tar), key=lambda info: part_of(info.name)):
+        yield (piece for info in infos for piece in frames.copied(tar, info, COPY))
 
 
 def _rewrite(src: Path, dst: Path, sign: Callable[[bytes], bytes]) -> None:
-    """DST: SRC rewritten member by member into the writer's three frames."""
+    """DST: SRC rewritten member by member into the writer's frames."""
     verified = check_package(src)  # judged whole by the one reader before a byte of it is copied
     manifest_bytes = verified.manifest.to_bytes()
     new_head = _control(verified, sign(manifest_bytes))[1]
