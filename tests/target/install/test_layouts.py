@@ -130,8 +130,11 @@ def test_the_roots_grub_mkconfig_writes_grub_cfg(pkg: Path, tmp_path: Path) -> N
     tool.write_text('#!/bin/sh\necho "# by the root\'s grub-mkconfig" > "$2"\n')
     tool.chmod(0o755)
     (root / "boot/grub").mkdir()
+    plan = cli("install", pkg, "--root", root, "--layout", "grub", "--initramfs", "none", "--dry-run", "--json")
+    assert "etc/grub.d/09_distkernel" in plan.json()["rewrite"]  # the script grub-mkconfig runs
     install_package(pkg, root, layout="grub", initramfs="none")
     assert (root / "boot/grub/grub.cfg").read_text() == "# by the root's grub-mkconfig\n"
+    assert (root / "etc/grub.d/09_distkernel").is_file()
     tool.write_text("#!/bin/sh\necho 'grub-mkconfig: error: no disk' >&2\nexit 1\n")
     run = cli("remove", "6.1.0-fake", "--root", root, "--force")  # the last kernel: the CLI asks for --force
     assert_user_facing_error(run, 3, "grub-mkconfig failed")

@@ -176,3 +176,14 @@ def test_a_kernel_on_trial_is_refused_where_nothing_could_mark_it_good(
     assert line.startswith(f"distkernel: error: --root {root}: a {layout} kernel goes on trial there")
     assert "install distkernel into the root first" in line
     assert snapshot(root) == before  # nothing written (for bls: not even the state folder)
+
+
+def test_dry_run_lists_the_unit_and_its_link_and_writes_nothing(pkgs: dict[str, Path], tmp_path: Path) -> None:
+    root = systemd_root(tmp_path / "r")
+    before = snapshot(root)
+    run = cli("install", pkgs["6.1.0-fake"], "--root", root, "--layout", "bls", "--dry-run", "--json")
+    assert run.code == 0, run.err
+    assert {UNIT, WANTS} <= set(run.json()["rewrite"])
+    assert snapshot(root) == before
+    plain = cli("install", pkgs["6.1.0-fake"], "--root", root, "--layout", "plain", "--dry-run", "--json")
+    assert UNIT not in plain.json()["rewrite"]  # nothing on trial: no unit

@@ -11,7 +11,7 @@ from typing import Any
 
 from distkernel.build.package.reader import read_metadata
 from distkernel.target.initramfs import default_backend
-from distkernel.target.install import layouts
+from distkernel.target.install import layouts, markgood
 from distkernel.target.install.layouts import spec
 from distkernel.target.install.layouts.base import counted_path
 from distkernel.target.install.retention import to_prune
@@ -78,6 +78,11 @@ def install_plan(
     )
     after = State({**old.kernels, release: record}, release, old.shared, old.next_seq + 1)
     pruned = to_prune(after, keep, is_host=target.is_host)
+    # Shared files the table does not name: what the layout writes besides the kernel's
+    # own (the /etc/grub.d script of a root with grub-mkconfig), the mark-good unit and
+    # its link for a kernel on trial.
+    extra = {*layouts.get(chosen).writes(target, release), *markgood.shared(target, after)} - {*own}
+    shared = sorted({*shared, *extra})
     details = {
         "package": str(package),
         "initramfs": backend,
