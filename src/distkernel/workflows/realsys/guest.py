@@ -82,16 +82,25 @@ class Guest:
         return guest
 
     def _read(self) -> None:
+        """The console into LOG as it came, and its lines with their seconds since qemu
+        started into LOG.timed (where a step's time goes, read afterwards)."""
         assert self.proc.stdout is not None
         splitter = LineSplitter()
-        with open(self.log, "ab") as f:
+        with open(self.log, "ab") as f, open(self.log.with_suffix(".timed.log"), "a") as timed:
+
+            def put(line: str) -> None:
+                t = time.monotonic() - self.started
+                self.lines.put((t, line))
+                timed.write(f"{t:8.1f} {line.rstrip()}\n")
+                timed.flush()
+
             while chunk := os.read(self.proc.stdout.fileno(), 65536):
                 f.write(chunk)
                 f.flush()
                 for line in splitter.feed(chunk):
-                    self.lines.put((time.monotonic() - self.started, clean(line)))
+                    put(clean(line))
             for line in splitter.flush():
-                self.lines.put((time.monotonic() - self.started, clean(line)))
+                put(clean(line))
         self.lines.put((time.monotonic() - self.started, ""))  # end of the console
 
     def expect(
