@@ -12,3 +12,4 @@ def test_the_guest_reboots_after_a_panic_instead_of_ending_qemu(tmp_path: Path) 
     assert "-no-reboot" not in argv
     assert not any("pvpanic" in a or "panic=" in a for a in argv), argv
     assert argv[argv.index("-m") + 1] == "1024"
+    assert argv[argv.index("-machine") + 1] == "q35"

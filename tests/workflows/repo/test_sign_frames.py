@@ -1,6 +1,6 @@
-"""`distkernel sign` never recompresses a package's payload: the writer's three zstd
-frames (head, payload, tail) let it replace the head and tail and copy the payload
-frame's compressed bytes as they are. What it copies unjudged is judged in the result:
+"""`distkernel sign` never recompresses a package's payload: the writer's zstd frames
+(head, a frame per payload part, tail) let it replace the head and tail and copy the
+payload frames' compressed bytes as they are. What it copies unjudged is judged in the result:
 a payload frame that does not match the manifest is refused, the package left alone."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from distkernel.build.package import frames
 from distkernel.build.trust.keys import PACKAGE_KEY, PACKAGE_PUB, KeySet
 from tests.build.trust.helpers import tiny_package
 from tests.conftest import assert_user_facing_error, cli
+from tests.target.install.helpers import fake_package
 
 
 def frame_bytes(pkg: Path) -> list[bytes]:
@@ -90,3 +91,13 @@ def test_the_frames_hold_the_same_tar_as_before(tmp_path: Path) -> None:
         names = tar.getnames()
     assert names[:2] == ["metadata.json", "manifest.json"] and "kernel/vmlinuz" in names
     assert not tail.strip(b"\0") and len(tail) >= frames.END
+
+
+def test_sign_copies_each_payload_frame_of_a_package_with_headers(tmp_path: Path, keys: KeySet) -> None:
+    """The kernel part's frame and the headers' frame both come through as they are."""
+    pkg = fake_package(tmp_path / "p")
+    head, kernel, headers, _tail = frame_bytes(pkg)
+    assert cli("sign", pkg, "--key", keys.path(PACKAGE_KEY)).code == 0
+    signed = frame_bytes(pkg)
+    assert len(signed) == 4 and signed[1:3] == [kernel, headers] and signed[0] != head
+    assert cli("verify", pkg, "--key", keys.path(PACKAGE_PUB)).code == 0
