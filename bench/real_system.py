@@ -11,6 +11,7 @@ initramfs generator, boots too."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -120,6 +121,9 @@ def _path(guest: Guest, name: str, release: str) -> dict[str, float]:
 
 
 def main() -> dict[str, object]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--console", type=Path, help="keep the guest's timed console here (every line, its seconds)")
+    args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as t:
         tmp = Path(t)
         keys = generate_keys(tmp / "keys")
@@ -160,6 +164,8 @@ def main() -> dict[str, object]:
                 guest.wait_exit(120)
             finally:
                 guest.stop()
+                if args.console:
+                    shutil.copyfile(guest.log.with_suffix(".timed.log"), args.console)
     return report(
         "real_system_upgrade",
         {

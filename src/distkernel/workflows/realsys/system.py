@@ -189,9 +189,11 @@ def divert_grub_mkconfig(root: Path, *, log: Path, undo: bool = False) -> None:
 
 
 def install_kernel(root: Path, package: Path, *, layout: str = "bls", log: Path) -> None:
+    """The first kernel, with its headers tree: the system builds external modules (it
+    has gcc and make for them), and the package file stays on this machine."""
     run(
         [sys.executable, "-m", "distkernel", "install", package, "--root", root, "--layout", layout,
-         "--initramfs", "builtin"],
+         "--initramfs", "builtin", "--with-headers"],
         log=log,
         what="distkernel install",
     )  # fmt: skip
