@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 import zstandard
 
-from distkernel.build.package.format import MANIFEST, METADATA, canonical_json
+from distkernel.build.package.format import MANIFEST, METADATA, PART_TOPS, PAYLOAD_PARTS, canonical_json
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -123,7 +123,12 @@ class Hostile:
         return out
 
     def entries(self) -> list[Entry]:
-        return [*self.control(), *self.extra_control, *self.payload]
+        """Control, then the payload in the writer's order of parts: a member added to
+        kernel/ or modules/ (or a name of no part) ends the kernel part, before the headers,
+        where an install that takes the kernel part still reads it."""
+        rank = {top: PAYLOAD_PARTS.index(part) for part in PAYLOAD_PARTS for top in PART_TOPS[part]}
+        payload = sorted(self.payload, key=lambda e: rank.get(e.info.name.split("/", 1)[0], 0))
+        return [*self.control(), *self.extra_control, *payload]
 
     def write(
         self, out: Path, *, compress: str = "zstd", entries: list[Entry] | None = None, after: tuple[Entry, ...] = ()

@@ -89,7 +89,7 @@ def unlisted_link_then_member(h: Hostile) -> None:
 
 def long_name(fmt: Literal[0, 1, 2]) -> Callable[[Hostile], None]:
     def edit(h: Hostile) -> None:
-        h.add_file("headers/include/" + "d" * 60 + "/" + "f" * 60 + ".h", b"#define LONG 1\n").format = fmt
+        h.add_file("modules/kernel/" + "d" * 60 + "/" + "f" * 60 + ".bin", b"long\n").format = fmt
 
     return edit
 
@@ -148,7 +148,7 @@ CASES: dict[str, tuple[Maker, str]] = {
     "device node": (edited(lambda h: h.add_special("modules/null", tarfile.CHRTYPE)), "a character device"),
     "fifo": (edited(lambda h: h.add_special("modules/fifo", tarfile.FIFOTYPE)), "a FIFO"),
     "member twice": (edited(duplicate), "kernel/config: appears twice"),
-    "signature at the end": (edited(misplaced_signature), "misplaced control member"),
+    "signature among the payload": (edited(misplaced_signature), "misplaced control member"),
     "manifest before metadata": (metadata_second, "must come first"),
     "garbage after the zstd frame": (appended(lambda: b"garbage"), "data after the end of the zstd frame"),
     "second zstd frame": (appended(lambda: zstandard.ZstdCompressor().compress(b"x")), "after the end of the zstd"),
@@ -176,6 +176,17 @@ def test_the_hand_made_package_itself_is_accepted(real: Hostile, tmp_path: Path)
     assert checked.image is not None and checked.image.release == "6.1.192-distkernel"
 
 
+# Damage after the last member of the file, past the headers part: an install that places
+# no headers tree stops reading where the headers begin and never sees it (what it places
+# is judged whole); every command that reads the file to its end refuses it alike.
+PAST_THE_END = {
+    "truncated by one byte",
+    "garbage after the zstd frame",
+    "second zstd frame",
+    "second archive after the end marker",
+}
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_hostile_package_is_refused_alike(
     case: str, real: Hostile, used_root: tuple[Path, Snapshot], tmp_path: Path
@@ -185,11 +196,12 @@ def test_hostile_package_is_refused_alike(
     fresh = make_root(tmp_path / "root")
     used, used_before = used_root
     fresh_before = snapshot(fresh)
+    install = ["--initramfs", "none", *(["--with-headers"] if case in PAST_THE_END else [])]
     runs = {
         "verify": cli_measured("verify", bad),
         "inspect": cli_measured("inspect", bad),
-        "install into a fresh root": cli_measured("install", bad, "--root", fresh, "--initramfs", "none"),
-        "install into a used root": cli_measured("install", bad, "--root", used, "--initramfs", "none"),
+        "install into a fresh root": cli_measured("install", bad, "--root", fresh, *install),
+        "install into a used root": cli_measured("install", bad, "--root", used, *install),
     }
     lines = set()
     for what, (run, rss) in runs.items():
@@ -200,6 +212,22 @@ def test_hostile_package_is_refused_alike(
     assert snapshot(fresh) == fresh_before
     assert snapshot(used) == used_before
     assert not any("ESCAPED" in p.name for p in tmp_path.parent.rglob("*"))
+
+
+@pytest.mark.parametrize("case", sorted(PAST_THE_END))
+def test_damage_past_the_end_is_not_read_by_an_install_without_headers(
+    case: str, real: Hostile, tmp_path: Path
+) -> None:
+    """It places what a good file places (the kernel part, judged whole), nothing else."""
+    bad = CASES[case][0](real.copy(), tmp_path / "bad.tar.zst")
+    good = real.copy().write(tmp_path / "good.tar.zst")
+    roots = [make_root(tmp_path / name) for name in ("bad", "good")]
+    for pkg, root in zip((bad, good), roots, strict=True):
+        run = cli("install", pkg, "--root", root, "--initramfs", "none", "--json")
+        assert run.code == 0, run.err
+    ours, theirs = (snapshot(r) for r in roots)
+    assert ours.keys() == theirs.keys()
+    assert not (roots[0] / "usr/src/linux-headers-6.1.192-distkernel/include").exists()
 
 
 @pytest.mark.parametrize(

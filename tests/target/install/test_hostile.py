@@ -47,7 +47,9 @@ def add(name: str, data: bytes = b"x", **attrs):  # type: ignore[no-untyped-def]
         info.size = len(data)
         for k, v in attrs.items():
             setattr(info, k, v)
-        members.append((info, data))
+        # at the end of the kernel part, before the headers: where an install reads it
+        at = next((i for i, (m, _) in enumerate(members) if m.name.startswith("headers/")), len(members))
+        members.insert(at, (info, data))
 
     return edit
 

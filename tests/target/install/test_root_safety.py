@@ -314,13 +314,15 @@ def test_the_root_given_through_a_symlink_still_works(pkg: Path, tmp_path: Path)
 
 def test_a_first_install_refused_in_its_payload_leaves_the_root_as_it_was(pkg: Path, tmp_path: Path) -> None:
     """The payload is judged once, as it is staged: a member that does not match the
-    manifest, late in the stream, is refused there, and a root distkernel never used
-    keeps no lock file and no state folder."""
+    manifest, the last one the install reads (the kernel part's last, before the
+    headers), is refused there, and a root distkernel never used keeps no lock file and
+    no state folder."""
     from tests.target.install.test_hostile import rebuild
 
     def tamper(members: list) -> None:  # type: ignore[type-arg]
-        info, data = members[-1]
-        members[-1] = (info, data + b"tampered")
+        last = max(i for i, (m, _) in enumerate(members) if not m.name.startswith("headers/"))
+        info, data = members[last]
+        members[last] = (info, data + b"tampered")
         info.size = len(data) + len(b"tampered")
 
     bad = rebuild(pkg, tmp_path / "bad.tar.zst", tamper)

@@ -12,7 +12,7 @@ tail moves with the head because the padding rounds the whole archive to a recor
 
 Here: the tar bytes of a member (written, or `copied` from a tar being read) and of the
 tail, and `spans`, which finds the frames of a file from their headers and block
-headers alone (nothing is decompressed). `writer.write_frames` writes the three."""
+headers alone (nothing is decompressed). `writer.write_frames` writes them."""
 
 from __future__ import annotations
 

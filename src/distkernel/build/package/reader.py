@@ -29,9 +29,9 @@ Public API (stable; the hostile-input suite drives it):
 - `take`: the part the caller wants out of the file (default: all of `part`). Members of
   the other folders that come before the last member taken must be where the manifest
   says, with its kind and size, but their data is passed over unread: neither hashed
-  nor handed to the sink. Reading ends with the last member taken: what follows (in a
-  package file as the writer orders it, the headers after the kernel and modules) is
-  not even decompressed. An install that places no headers tree does not check what
+  nor handed to the sink. Reading ends at the first member of another part after the
+  last one taken: what follows (in a package file as the writer orders it, the headers
+  after the kernel and modules) is not even decompressed. An install that places no headers tree does not check what
   it does not write; what it writes is checked as always, and must all be there.
 - `read_head(path)`: the control members alone, with every check that needs no
   payload; for reading a package this program just wrote. It is no verdict on the
@@ -202,11 +202,15 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str, take: st
     seen: set[str] = set()
     count = total = 0
     image: ImageInfo | None = None
-    # Taking a part of the file, reading ends once each of its members is in (the writer
-    # puts the parts one after the other): the rest is neither decompressed nor judged.
+    # Taking a part of the file, reading ends at the first member of another part after
+    # each of its own is in (the writer puts the parts one after the other): the rest is
+    # neither decompressed nor judged. Anything behind its last member up to there is.
     left = sum(_top(n) in taken for n in (*files, *links)) if taken != tops else -1
     for h in _headers(head.first, tar):
         name = h.name
+        if left == 0 and _top(name) in tops and _top(name) not in taken:
+            tops = taken  # what was not read is not judged: only the part taken must be whole
+            break
         if name in CONTROL:
             raise SchemaError(f"{name}: a second or misplaced control member")
         if name not in files and name not in links and (why := member_problem(name)):
@@ -225,8 +229,6 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str, take: st
             if sink is not None:
                 sink.symlink(name, h.linkname)
             left -= 1
-            if left == 0:
-                break
             continue
         if h.kind == "dir":
             if name not in head.dirs:
@@ -262,10 +264,6 @@ def _payload(tar: TarStream, head: _Head, sink: Sink | None, part: str, take: st
         count += 1
         total += h.size
         left -= 1
-        if left == 0:
-            break
-    if left == 0:
-        tops = taken  # what was not read is not judged: only the part taken must be whole
     missing = sorted(n for n in (set(files) | set(links)) - seen if _top(n) in tops)
     if missing:
         absent = sorted({_top(n) for n in missing} - {_top(n) for n in seen})

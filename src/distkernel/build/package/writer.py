@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import itertools
 import os
+import shutil
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -39,15 +40,16 @@ from distkernel.core.cache import fsync_dir
 from distkernel.core.errors import UserError
 
 # Long-distance matching over a 128 MiB window (the most plain `zstd -d` accepts without
-# --long) finds the repetition across the headers tree. Level 12 is the last before
-# zstd's slow strategies: for the default recipe's 52 MB payload, level 15 saves 2 % of
-# the file for seven times the time (several seconds of every build); a binhost
-# recompresses its parts harder anyway (workflows/repo/parts.py). Two workers on 8 MiB
-# jobs; the output does not depend on the number of workers (checked by a test).
-ZSTD_LEVEL = 12
+# --long) finds the repetition across the headers tree. Level 9 is the knee for the
+# default recipe's 52 MB payload (two workers, idle machine): 11.27 MB in 0.45 s, where
+# level 12 takes 0.97 s for 1.2 % less and level 15 several seconds for 3 % less (paid
+# by every build); a binhost recompresses its parts harder anyway (workflows/repo/
+# parts.py). 8 MiB jobs; the output does not depend on the number of workers (a test).
+ZSTD_LEVEL = 9
 ZSTD_WINDOW_LOG = 27
 ZSTD_WORKERS = 2
 ZSTD_JOB_SIZE = 8 << 20
+COPY = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -106,31 +108,28 @@ def write_frames(raw: BinaryIO, control: bytes, payload: Iterable[Iterable[bytes
     raw.write(compress_frame(frames.tail(length)))
 
 
-def _by_part(members: list[Member], manifest: Manifest, date: int) -> Iterator[Iterator[bytes]]:
+def _by_part(
+    members: list[Member], date: int, files: dict[str, FileEntry], links: dict[str, str]
+) -> Iterator[Iterator[bytes]]:
     """The members' tar bytes, a group per part (members come in payload_order)."""
     for _part, group in itertools.groupby(members, key=lambda m: part_of(m.path)):
-        yield _payload(list(group), manifest, date)
+        yield _payload(list(group), date, files, links)
 
 
-def _payload(members: list[Member], manifest: Manifest, date: int) -> Iterator[bytes]:
+def _payload(members: list[Member], date: int, files: dict[str, FileEntry], links: dict[str, str]) -> Iterator[bytes]:
+    """The members' tar bytes, each file's manifest entry put in FILES and each symlink
+    in LINKS on the way: a file is read once, hashed while the payload is compressed."""
     for m in members:
         if m.link is not None:
+            links[m.path] = m.link
             info = _info(m.path, date, mode=0o777)
             info.type, info.linkname = tarfile.SYMTYPE, m.link
             yield frames.header(info)
         else:
-            yield _file(m.path, m.read(), date, manifest.files[m.path].mode)
-
-
-def build_manifest(metadata_bytes: bytes, members: Iterable[Member]) -> Manifest:
-    files, links = {}, {}
-    for m in members:
-        if m.link is not None:
-            links[m.path] = m.link
-        else:
             data = m.read()
-            files[m.path] = FileEntry(hashlib.sha256(data).hexdigest(), len(data), 0o755 if m.executable else 0o644)
-    return Manifest(hashlib.sha256(metadata_bytes).hexdigest(), files, links)
+            mode = 0o755 if m.executable else 0o644
+            files[m.path] = FileEntry(hashlib.sha256(data).hexdigest(), len(data), mode)
+            yield _file(m.path, data, date, mode)
 
 
 def payload_sizes(members: Iterable[Member]) -> dict[str, int]:
@@ -172,22 +171,32 @@ def write_package(
     members = sorted(members, key=lambda m: payload_order(m.path))
     metadata = dataclasses.replace(metadata, sizes=payload_sizes(members))
     meta_bytes = canonical_json(metadata.to_json())
-    manifest = build_manifest(meta_bytes, members)
-    manifest_bytes = manifest.to_bytes()
-    _check(metadata, meta_bytes, manifest_bytes, members)
     date = metadata.build_date
 
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / metadata.filename
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    control = head(meta_bytes, manifest_bytes, sign(manifest_bytes) if sign is not None else None, date)
+    body = final.with_name(f".{final.name}.payload-{os.getpid()}")
+    files: dict[str, FileEntry] = {}
+    links: dict[str, str] = {}
     try:
-        with open(tmp, "wb") as raw:
-            write_frames(raw, control, _by_part(members, manifest, date))
-            raw.flush()
-            os.fsync(raw.fileno())
+        # The payload's frames first, beside the package (the manifest, which comes
+        # before them, is made as they are): then the head, the frames, the tail.
+        with open(body, "w+b") as side:
+            length = sum(payload_frame(side, group) for group in _by_part(members, date, files, links))
+            manifest_bytes = Manifest(hashlib.sha256(meta_bytes).hexdigest(), files, links).to_bytes()
+            _check(metadata, meta_bytes, manifest_bytes, members)
+            control = head(meta_bytes, manifest_bytes, sign(manifest_bytes) if sign is not None else None, date)
+            with open(tmp, "wb") as raw:
+                raw.write(compress_frame(control))
+                side.seek(0)
+                shutil.copyfileobj(side, raw, COPY)
+                raw.write(compress_frame(frames.tail(len(control) + length)))
+                raw.flush()
+                os.fsync(raw.fileno())
         os.replace(tmp, final)
         fsync_dir(dest_dir)
     finally:
         tmp.unlink(missing_ok=True)
+        body.unlink(missing_ok=True)
     return final
