@@ -10,17 +10,9 @@ from pathlib import Path
 
 import zstandard
 
-from distkernel.build.package import frames
 from distkernel.build.package.format import CONTROL, part_of
 from tests.target.install.helpers import fake_package
-
-
-def _frames(pkg: Path) -> list[bytes]:
-    data = pkg.read_bytes()
-    with open(pkg, "rb") as f:
-        found = frames.spans(f, len(data))
-    assert found is not None
-    return [data[start:end] for start, end in found]
+from tests.workflows.repo.test_sign_frames import frame_bytes
 
 
 def _names(frame: bytes) -> list[str]:
@@ -33,7 +25,7 @@ def _names(frame: bytes) -> list[str]:
 
 def test_each_part_of_the_payload_is_a_frame_kernel_first(tmp_path: Path) -> None:
     pkg = fake_package(tmp_path)
-    head, kernel, headers, tail = _frames(pkg)
+    head, kernel, headers, tail = frame_bytes(pkg)
     assert all(n in CONTROL for n in _names(head))
     kernel_names, headers_names = _names(kernel), _names(headers)
     assert {part_of(n) for n in kernel_names} == {"kernel"} and kernel_names == sorted(kernel_names)
