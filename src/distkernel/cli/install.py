@@ -49,7 +49,7 @@ def package_path(
         headers.size if headers else 0,
         headers.sha256 if headers else "",
     )
-    return got.package, FromBinhost(got.part, got.headers, origin)
+    return got.package, FromBinhost(got.part, got.headers, origin, got.verified)
 
 
 def _installation_json(inst: Installation) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def verify(package: Path, keys: tuple[Path, ...], as_json: bool) -> None:
     result = check_package(package)  # a refused package: PackageError, one line, exit 2
     signer, problems = None, []
     if keys:
-        signer, why = check_signature(result.manifest.to_bytes(), result.signature, load_trusted(keys))
+        signer, why = check_signature(result.manifest_bytes, result.signature, load_trusted(keys))
         if signer is None:
             problems.append(f"manifest.sig: {why}")
     if as_json:

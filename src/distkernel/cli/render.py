@@ -18,11 +18,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.highlighter import RegexHighlighter
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 from rich.theme import Theme
 
-from distkernel.core.progress import reporting
+from distkernel.core.progress import Progress, Silent, reporting
 
 
 class StatusHighlighter(RegexHighlighter):
@@ -169,50 +168,14 @@ def human_size(n: float) -> str:
     return str(n)
 
 
-class RichProgress:
-    """Stages and a bar of units (objects) on stderr; nothing when stderr is no terminal."""
-
-    def __init__(self, bar: Progress):
-        self.bar = bar
-        self.task: Any = None
-        self.name = ""
-
-    def stage(self, name: str, total: int | None = None) -> None:
-        if self.task is not None:
-            self.bar.update(self.task, visible=False)
-        self.task, self.name = self.bar.add_task(name, total=total), name
-
-    def describe(self, text: str) -> None:
-        """A download's bytes and rate, a silent tool's seconds: after the step's name
-        (and instead of the count, which would say the same in raw units)."""
-        if self.task is not None:
-            self.bar.update(self.task, description=f"{self.name} {text}", described=True)
-
-    def update(self, done: int, total: int | None = None) -> None:
-        if self.task is not None:
-            # An estimate may be short: grow it rather than sit at 100%.
-            grown = max(total or 0, done + 1) if total else None
-            self.bar.update(self.task, completed=done, total=grown)
-
-
-class _Count(MofNCompleteColumn):
-    """N/M objects, unless the step's text already says how far it is."""
-
-    def render(self, task: Task) -> Text:
-        return Text("") if task.fields.get("described") else super().render(task)
-
-
 @contextmanager
-def progress() -> Iterator[RichProgress]:
-    bar = Progress(
-        TextColumn("{task.description:>8}"),
-        BarColumn(),
-        _Count(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-    shown = RichProgress(bar)
-    with bar, reporting(shown):  # also for stages not handed it (dracut under install)
+def progress() -> Iterator[Progress]:
+    """Stages and a bar of units on stderr when it is a terminal; otherwise silence,
+    without loading the bar (a third of rich's import time, paid by every install)."""
+    if not err.is_terminal:
+        yield Silent()
+        return
+    from distkernel.cli.progressbar import bar
+
+    with bar(err) as shown, reporting(shown):  # also for stages not handed it (dracut under install)
         yield shown

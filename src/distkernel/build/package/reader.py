@@ -31,8 +31,9 @@ Public API (stable; the hostile-input suite drives it):
   says, with its kind and size, but their data is passed over unread: neither hashed
   nor handed to the sink. Reading ends at the first member of another part after the
   last one taken: what follows (in a package file as the writer orders it, the headers
-  after the kernel and modules) is not even decompressed. An install that places no headers tree does not check what
-  it does not write; what it writes is checked as always, and must all be there.
+  after the kernel and modules) is not even decompressed. An install that places no
+  headers tree does not check what it does not write; what it writes is checked as
+  always, and must all be there.
 - `read_head(path)`: the control members alone, with every check that needs no
   payload; for reading a package this program just wrote. It is no verdict on the
   payload: for input from elsewhere, use check_package.
@@ -40,6 +41,7 @@ Public API (stable; the hostile-input suite drives it):
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -100,6 +102,9 @@ class VerifiedPackage:
     part: str = WHOLE  # which payload folders it holds (format.PART_TOPS)
     take: str = ""  # which of them are read and handed on ("": all of `part`)
     dirs: frozenset[str] = frozenset()  # the folders the manifest implies (declared.py)
+    # manifest.json as read: the manifest's canonical spelling (the reader holds it to
+    # that), which is what a signature covers; checked as read, never spelled again.
+    manifest_bytes: builtins.bytes = b""  # (`bytes` alone: the field)
 
     @property
     def taken(self) -> str:
@@ -118,6 +123,7 @@ class _Head:
     signature: bytes | None
     dirs: frozenset[str]
     first: Header | None  # the first payload member's header
+    manifest_bytes: bytes
 
 
 def _error(path: Path, message: str) -> PackageError:
@@ -166,7 +172,7 @@ def _head(tar: TarStream, expect: VerifiedPackage | None = None) -> _Head:
             raise SchemaError(f"{SIGNATURE}: larger than {MAX_SIGNATURE} bytes")
         signature = tar.read_all(first.size)
         first = tar.next()
-    return _Head(metadata, manifest, manifest_sha256, signature, dirs, first)
+    return _Head(metadata, manifest, manifest_sha256, signature, dirs, first, manifest_raw)
 
 
 def _headers(first: Header | None, tar: TarStream) -> Iterable[Header]:
@@ -310,22 +316,31 @@ def check_package(
         part=part,
         take=take,
         dirs=head.dirs,
+        manifest_bytes=head.manifest_bytes,
     )
 
 
-def read_head(path: Path, part: str = WHOLE) -> VerifiedPackage:
+def read_head(path: Path, part: str = WHOLE, expect: VerifiedPackage | None = None) -> VerifiedPackage:
     """Metadata, manifest and signature, checked as far as they go without the payload
     (no files are read: `files`, `bytes` are 0 and `image` None). Not a verdict; PART
-    is what a later check_package(..., expect=this) is to hold the stream to."""
+    is what a later check_package(..., expect=this) is to hold the stream to. EXPECT:
+    as in _head (the same control bytes judged before are not parsed again)."""
     with _open(path) as f:
         try:
-            head = _head(TarStream(f))
+            head = _head(TarStream(f), expect)
         except Unreadable as e:
             raise _error(path, f"not a readable distkernel package ({e}); rebuild or re-download it") from None
         except SchemaError as e:
             raise _error(path, f"refused: {e}; rebuild or re-download the package") from None
     return VerifiedPackage(
-        path, head.metadata, head.manifest, head.manifest_sha256, head.signature, part=part, dirs=head.dirs
+        path,
+        head.metadata,
+        head.manifest,
+        head.manifest_sha256,
+        head.signature,
+        part=part,
+        dirs=head.dirs,
+        manifest_bytes=head.manifest_bytes,
     )
 
 

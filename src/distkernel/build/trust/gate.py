@@ -42,7 +42,7 @@ def require_trusted(root: Path, result: VerifiedPackage) -> None:
         return
     from distkernel.build.trust.signing import check_signature
 
-    key, why = check_signature(result.manifest.to_bytes(), result.signature, keys)
+    key, why = check_signature(result.manifest_bytes, result.signature, keys)
     if key is None:
         raise UserError(
             f"{result.path}: {why}; {root / TRUSTED_DIR} trusts {len(keys)} key(s): install a package signed by one "

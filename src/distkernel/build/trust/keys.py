@@ -8,14 +8,19 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from distkernel.core.cache import atomic_write_bytes, fsync_dir
 from distkernel.core.errors import UserError
+
+# X.509 is imported by the functions that make or read certificates (key generation,
+# module and secure-boot signing), not by every verifier: it is most of cryptography's
+# import time, which an install pays at each start.
+if TYPE_CHECKING:
+    from cryptography import x509
 
 # The names `key generate` writes, and what a recipe's [sign] table points at.
 PACKAGE_KEY, PACKAGE_PUB = "package.key", "package.pub"  # Ed25519: manifests and repo indexes
@@ -60,6 +65,10 @@ def _pem_private(key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> bytes:
 def _certificate(key: rsa.RSAPrivateKey, common_name: str, code_signing: bool) -> x509.Certificate:
     """Self-signed, like the kernel's certs/default_x509.genkey: not a CA, digital
     signature only, codeSigning for module keys, subject and authority key ids."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "distkernel"),
@@ -122,6 +131,8 @@ def public_fingerprint(key: ed25519.Ed25519PublicKey) -> str:
 
 
 def cert_fingerprint(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import hashes
+
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
@@ -163,6 +174,8 @@ def load_public(path: Path) -> ed25519.Ed25519PublicKey:
 
 
 def load_certificates(path: Path, what: str) -> list[x509.Certificate]:
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificates(_read(path, what))
     except ValueError:

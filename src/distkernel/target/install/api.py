@@ -99,20 +99,29 @@ class FromBinhost:
     part: str
     headers: Path | None
     origin: Origin
+    judged: VerifiedPackage  # the fetch's judgement of the package file
 
 
-def _verified(package: Path, root: Path, part: str = WHOLE, same_as: VerifiedPackage | None = None) -> VerifiedPackage:
+def _verified(
+    package: Path,
+    root: Path,
+    part: str = WHOLE,
+    same_as: VerifiedPackage | None = None,
+    judged: VerifiedPackage | None = None,
+) -> VerifiedPackage:
     """The package (or one PART of it): its control members judged by the one reader,
     then the root's trust policy; nothing is written before both pass. The payload is
     judged as it is staged (one pass): a refusal there throws the staging away, and in
     a root distkernel never used, the lock file made for it too.
-    SAME_AS: another part of the package, whose manifest and signature this one must carry."""
-    verified = read_head(package, part)
-    if same_as is not None and (verified.manifest_sha256, verified.signature) != (
-        same_as.manifest_sha256,
-        same_as.signature,
-    ):
+    SAME_AS: another part of the package, whose manifest and signature this one must
+    carry. JUDGED: this file as the fetch judged it, which it must still be. Either's
+    parsed manifest is taken when the bytes are the same."""
+    verified = read_head(package, part, expect=same_as or judged)
+    sealed = (verified.manifest_sha256, verified.signature)
+    if same_as is not None and sealed != (same_as.manifest_sha256, same_as.signature):
         raise UserError(f"{package}: not the headers part of {same_as.path} (another manifest); not installing it")
+    if judged is not None and sealed != (judged.manifest_sha256, judged.signature):
+        raise UserError(f"{package}: changed since it was fetched; run the command again")
     require_trusted(root, verified)
     return verified
 
@@ -145,7 +154,8 @@ def install_package(
     written, and `modules add` takes it from the same file later."""
     root = Path(root).resolve()
     target = Target.probe(root)
-    verified = _verified(Path(package), root, fetched.part if fetched else WHOLE)  # before anything is written
+    part, judged = (fetched.part, fetched.judged) if fetched else (WHOLE, None)
+    verified = _verified(Path(package), root, part, judged=judged)  # before anything is written
     if not places_headers(root, fetched, with_headers):
         verified = dataclasses.replace(verified, take=KERNEL_PART)
     headers = None

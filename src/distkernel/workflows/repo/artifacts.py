@@ -73,7 +73,7 @@ def _download(url: str, ref: Part, part: Path) -> None:
 
 def _check(url: str, path: Path, wanted: Wanted, trusted: list[TrustedKey]) -> VerifiedPackage:
     result = check_package(path, part=wanted.part)  # the one reader: refuses a damaged package in one line
-    key, why = check_signature(result.manifest.to_bytes(), result.signature, trusted)
+    key, why = check_signature(result.manifest_bytes, result.signature, trusted)
     if key is None:
         raise UserError(f"{url}: {why}; refusing it")
     meta = result.metadata

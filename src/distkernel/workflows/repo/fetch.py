@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from distkernel.build.package.format import HEADERS_PART, KERNEL_PART, WHOLE
+from distkernel.build.package.reader import VerifiedPackage
 from distkernel.build.trust.gate import TRUSTED_DIR, trusted_keys
 from distkernel.build.trust.signing import TrustedKey
 from distkernel.core import cache
@@ -154,7 +155,13 @@ class Got:
     headers: Path | None  # the headers part, when asked for
     entry: Entry
     urls: tuple[str, ...]  # the mirrors, in order
-    manifest_sha256: str
+    # The judgement of PACKAGE (its manifest is the headers part's too): an install of
+    # it takes its parsed manifest instead of parsing the same bytes again.
+    verified: VerifiedPackage
+
+    @property
+    def manifest_sha256(self) -> str:
+        return self.verified.manifest_sha256
 
 
 def fetch_package(
@@ -182,7 +189,7 @@ def fetch_package(
     for n, url in enumerate(mirrors):
         try:
             got = _fetch_from(url, name_spec, arch, variant, dest, client, headers or join, join, at_hand)
-            return Got(got.package, got.part, got.headers, got.entry, tuple(mirrors), got.manifest_sha256)
+            return replace(got, urls=tuple(mirrors))
         except MIRROR_PROBLEMS as e:
             if len(mirrors) == 1:
                 raise
@@ -231,15 +238,13 @@ def _fetch_from(
         if join and len(got) == 2:
             whole = join_parts(got[0].path, got[1].path, joined)
             os.replace(joined, finals[0])
-            result = Got(finals[0], WHOLE, None, entry, (url,), whole.manifest_sha256)
+            result = Got(finals[0], WHOLE, None, entry, (url,), replace(whole, path=finals[0]))
         else:
             for obtained, final in zip(got, finals, strict=True):
                 if obtained.fresh:
                     os.replace(obtained.path, final)
-            kernel = got[0].verified
-            result = Got(
-                finals[0], kernel.part, finals[1] if len(finals) > 1 else None, entry, (url,), kernel.manifest_sha256
-            )
+            kernel = replace(got[0].verified, path=finals[0])
+            result = Got(finals[0], kernel.part, finals[1] if len(finals) > 1 else None, entry, (url,), kernel)
         cache.fsync_dir(dest)
         done = True
     except OSError as e:

@@ -257,7 +257,7 @@ def _addable(pkg: Path, repo_key: TrustedKey) -> VerifiedPackage:
             f"{pkg}: not signed, and every client refuses unsigned packages; sign it first: "
             f"`distkernel sign {pkg} --key {repo_key.origin}`"
         )
-    key, why = check_signature(result.manifest.to_bytes(), result.signature, [repo_key])
+    key, why = check_signature(result.manifest_bytes, result.signature, [repo_key])
     if key is None and "not trusted" not in why:
         raise UserError(f"{pkg}: {why}; not adding it (sign it again with `distkernel sign {pkg} --key KEY`)")
     return result

@@ -36,7 +36,7 @@ FEED = 512  # compressed bytes per decompressor call, as the reader feeds them
 def _control(verified: VerifiedPackage, signature: bytes | None) -> tuple[bytes, bytes]:
     """The manifest's bytes and the head a signed build writes with SIGNATURE."""
     meta_bytes = canonical_json(verified.metadata.to_json())  # the reader took only this spelling
-    manifest_bytes = verified.manifest.to_bytes()
+    manifest_bytes = verified.manifest_bytes
     return manifest_bytes, head(meta_bytes, manifest_bytes, signature, verified.metadata.build_date)
 
 
@@ -114,7 +114,7 @@ def _members(tar: tarfile.TarFile) -> Iterator[Iterator[bytes]]:
 def _rewrite(src: Path, dst: Path, sign: Callable[[bytes], bytes]) -> None:
     """DST: SRC rewritten member by member into the writer's frames."""
     verified = check_package(src)  # judged whole by the one reader before a byte of it is copied
-    manifest_bytes = verified.manifest.to_bytes()
+    manifest_bytes = verified.manifest_bytes
     new_head = _control(verified, sign(manifest_bytes))[1]
     with (
         open(src, "rb") as f,
@@ -146,7 +146,7 @@ def sign_package(package: Path, key: Path) -> str:
             result = check_package(tmp)
         except PackageError as e:  # the payload copied from PACKAGE: name it, not the temporary file
             raise PackageError(str(e).replace(str(tmp), str(package), 1)) from None
-        got, why = check_signature(result.manifest.to_bytes(), result.signature, trusted)
+        got, why = check_signature(result.manifest_bytes, result.signature, trusted)
         if got is None:
             raise UserError(f"{package}: the new signature does not verify ({why}); nothing was changed")
         os.chmod(tmp, package.stat().st_mode & 0o777)
