@@ -37,10 +37,10 @@ def _write(root: Path, rel: str, data: bytes | str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def cmdline(ident: Identity, console: str, root_device: str | None = None) -> str:
-    """ROOT_DEVICE (a /dev path) for kernels installed without an initramfs; panic=-1: a
-    panic reboots at once (into the boot loader: a kernel on trial then spends a try)."""
-    return f"root={root_device or 'UUID=' + ident.root_uuid} rw console={console} panic=-1"
+def cmdline(ident: Identity, console: str) -> str:
+    """panic=-1: a panic reboots at once (into the boot loader: a kernel on trial then
+    spends a try)."""
+    return f"root=UUID={ident.root_uuid} rw console={console} panic=-1"
 
 
 def configure(
@@ -50,7 +50,6 @@ def configure(
     console: str,
     plan: str | None,
     log: Path,
-    root_device: str | None = None,
     layout: str = "bls",
 ) -> None:
     """Identity, mounts, network, the report unit and PLAN (a script run at each boot
@@ -68,7 +67,7 @@ def configure(
         # machine missed it and the boot ended in emergency mode.
         f"UUID={ident.esp_uuid} /{ESP_DIR} vfat umask=0077 0 1\n",
     )
-    _write(root, "etc/kernel/cmdline", cmdline(ident, console, root_device) + "\n")
+    _write(root, "etc/kernel/cmdline", cmdline(ident, console) + "\n")
     # Every kernel in LAYOUT, in the guest too: bootctl's empty EFI/Linux would otherwise
     # make detection choose uki for the next one.
     _write(root, "etc/kernel/install.conf", f"layout={layout}\n")
@@ -218,7 +217,6 @@ def system_image(
     plan: str,
     trusted: Path,
     files: dict[str, Path],
-    root_device: str | None = None,
     console: str = "ttyS0",
     layout: str = "bls",
 ) -> Path:
@@ -231,7 +229,7 @@ def system_image(
     log = work / "system.log"
     ident = Identity.fixed(work.name)
     root = unpack_root(work / "root", log)
-    configure(root, ident, console=console, plan=plan, log=log, root_device=root_device, layout=layout)
+    configure(root, ident, console=console, plan=plan, log=log, layout=layout)
     for rel, src in files.items():
         if src.is_dir():
             shutil.copytree(src, root / rel)
