@@ -236,7 +236,7 @@ def _fetch_from(
         validators.save(client.indexes, url + INDEX, index.data, index.etag, index.last_modified)
         finals = [dest / w.name for w in _wanted(entry, headers)]
         if join and len(got) == 2:
-            whole = join_parts(got[0].path, got[1].path, joined)
+            whole = join_parts(got[0].path, got[1].path, joined, got[0].verified)  # both judged by obtain
             os.replace(joined, finals[0])
             result = Got(finals[0], WHOLE, None, entry, (url,), replace(whole, path=finals[0]))
         else:

@@ -107,11 +107,14 @@ def split_package(
     return verified
 
 
-def join_parts(kernel: Path, headers: Path, out: Path) -> VerifiedPackage:
+def join_parts(kernel: Path, headers: Path, out: Path, judged: VerifiedPackage | None = None) -> VerifiedPackage:
     """The package file as built, from its two parts (each judged alone first, with the
-    same manifest and signature), in the writer's frames; judged whole once written."""
-    first = check_package(kernel, part=KERNEL_PART)
-    check_package(headers, expect=first, part=HEADERS_PART)
+    same manifest and signature, unless JUDGED is the kernel part's verdict from a fetch
+    that judged both so), in the writer's frames; judged whole once written."""
+    first = judged
+    if first is None:
+        first = check_package(kernel, part=KERNEL_PART)
+        check_package(headers, expect=first, part=HEADERS_PART)
     with _reading(kernel) as k_in, _reading(headers) as h_in, open(out, "wb") as raw:
         k_members = iter(k_in)
         control, payload = b"", None
