@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from bench.common import DEFAULT_RECIPE, DISTKERNEL, ROOT, ratio, report, sh
+from tests.recipekeys import ensure_recipe_keys
 
 RECIPES = (DEFAULT_RECIPE, ROOT / "tests" / "data" / "recipes" / "rich.toml")
 
@@ -20,6 +21,7 @@ RECIPES = (DEFAULT_RECIPE, ROOT / "tests" / "data" / "recipes" / "rich.toml")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.parse_args()
+    ensure_recipe_keys()  # rich.toml signs (its [sign])
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         start = time.monotonic()

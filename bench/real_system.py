@@ -33,6 +33,7 @@ from distkernel.core import cache
 from distkernel.workflows.pipeline import build_id, configure
 from distkernel.workflows.realsys.guest import BINHOST_URL, Guest, Milestone
 from distkernel.workflows.realsys.system import system_image
+from tests.recipekeys import ensure_recipe_keys
 
 RICH = ROOT / "tests" / "data" / "recipes" / "rich.toml"
 NEXT = "-distkernel.next"
@@ -64,6 +65,7 @@ esac
 
 
 def _build(tmp: Path, *extra: str) -> dict[str, object]:
+    ensure_recipe_keys()  # the recipe signs (its [sign])
     doc: dict[str, object] = json.loads(sh(*DISTKERNEL, "build", RICH, "--out", tmp, "--json", *extra))
     return doc
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.recipekeys import ensure_recipe_keys
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPE = ROOT / "recipes" / "qemu-minimal.toml"
 DATA = Path(__file__).resolve().parent / "data"
@@ -103,8 +105,10 @@ RICH_RECIPE = DATA / "recipes" / "rich.toml"
 
 @pytest.fixture(scope="session")
 def rich_package(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """The suite's one richer kernel (data/recipes/rich.toml: systemd, qemu-guest and
-    what the Debian dkms packages need), cached by content like the default one."""
+    """The suite's one richer kernel (data/recipes/rich.toml: systemd, qemu-guest, what
+    the Debian dkms packages need, and every signature), cached by content like the
+    default one."""
+    ensure_recipe_keys()
     out = tmp_path_factory.mktemp("rich-out")
     run = cli("build", RICH_RECIPE, "--out", out, "--json")
     assert run.code == 0, run.err

@@ -1,12 +1,11 @@
-"""Signing on a real kernel (tests/data/recipes/modsign.toml: the default recipe's
-config with every [sign] key): modinfo names our signer, the booted kernel with
+"""Signing on a real kernel (the suite's rich test kernel, tests/data/recipes/rich.toml,
+whose [sign] holds every key): modinfo names our signer, the booted kernel with
 module.sig_enforce=1 loads our signed module and refuses an unsigned copy, the EFI image
 passes sbverify, the manifest is signed, no private key is in the package or the
 cache record, and a second build with the same key gives the same bytes."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -21,10 +20,10 @@ import zstandard
 
 from distkernel.build.trust.keys import DB_CRT, DB_KEY, MODULE_PEM, PACKAGE_KEY, PACKAGE_PUB
 from distkernel.build.trust.modsign import KEY_LINK
-from tests.conftest import DATA, cli
+from tests.conftest import RICH_RECIPE, Built, cli
+from tests.recipekeys import KEYS
 
-RECIPE = DATA / "recipes" / "modsign.toml"
-KEYS = RECIPE.parent / "keys"  # persistent (gitignored): the same key in every session
+RECIPE = RICH_RECIPE
 SIG_MAGIC = b"~Module signature appended~\n"
 
 pytestmark = pytest.mark.kernel
@@ -35,16 +34,6 @@ class Signed:
     package: Path
     doc: dict  # type: ignore[type-arg]
     members: dict[str, bytes]
-
-
-def ensure_keys() -> None:
-    """`distkernel key generate` once, kept across sessions so the cache stays warm."""
-    KEYS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RECIPE.parent / ".keys.lock", "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        if not (KEYS / PACKAGE_KEY).exists():
-            shutil.rmtree(KEYS, ignore_errors=True)
-            assert cli("key", "generate", "--out", KEYS, "--name", "distkernel-test").code == 0
 
 
 def members(package: Path) -> dict[str, bytes]:
@@ -62,14 +51,8 @@ def members(package: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
-def signed(tmp_path_factory: pytest.TempPathFactory) -> Signed:
-    ensure_keys()
-    out = tmp_path_factory.mktemp("modsign-out")
-    run = cli("build", RECIPE, "--out", out, "--json")
-    assert run.code == 0, run.err
-    doc = run.json()
-    pkg = Path(doc["package"])
-    return Signed(pkg, doc, members(pkg))
+def signed(rich_package: Built) -> Signed:
+    return Signed(rich_package.package, rich_package.first_run, members(rich_package.package))
 
 
 def module(signed: Signed, tmp: Path, name: str = "test_module") -> Path:
@@ -216,7 +199,7 @@ def test_install_from_binhost(signed: Signed, tmp_path: Path) -> None:
         url = server.stdout.readline().split(" at ", 1)[1].strip()
         release = signed.doc["metadata"]["kernel_release"]
         run = cli(
-            "install", f"qemu-minimal-modsign@{release}", "--from", url,
+            "install", f"qemu-rich@{release}", "--from", url,
             "--root", root, "--layout", "plain", "--initramfs", "none", "--json",
         )  # fmt: skip
     finally:
