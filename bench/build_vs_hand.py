@@ -4,7 +4,8 @@ with the same make arguments, environment and ccache, in interleaved pairs (medi
 each side first in every other pair), so that drifts of the machine hit both sides
 alike. Goal: ratio <= 1.05 (warm ccache), <= 1.02 cold. Each side's time is split by
 stage (ours from the build's own timings, the hand's per step), so a regression names
-its stage."""
+its stage; `cpu` is each side's CPU seconds (its tools' user + system time): more of it
+is more work, the same CPU in a longer wall is waiting."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import DEFAULT_RECIPE, DISTKERNEL, ratio, report, sh, timed
+from bench.common import DEFAULT_RECIPE, DISTKERNEL, children_cpu, ratio, report, sh, timed
 from distkernel.build.compile.kbuild import Kbuild, ccache_usable
 from distkernel.build.recipe import load_recipe
 from distkernel.build.source import prepare_source, source_key
@@ -62,8 +63,10 @@ def hand_run(hand_work: Path, env: dict[str, str]) -> tuple[float, dict[str, flo
     shutil.rmtree(hand_work, ignore_errors=True)
     hand_work.mkdir(parents=True)
     steps: dict[str, float] = {}
+    cpu = children_cpu()
     try:
-        return timed(lambda: steps.update(by_hand(DEFAULT_RECIPE, hand_work, env))), steps
+        wall = timed(lambda: steps.update(by_hand(DEFAULT_RECIPE, hand_work, env)))
+        return wall, {**steps, "cpu": children_cpu() - cpu}
     finally:
         shutil.rmtree(hand_work, ignore_errors=True)
 
@@ -71,8 +74,9 @@ def hand_run(hand_work: Path, env: dict[str, str]) -> tuple[float, dict[str, flo
 def our_run(out: Path, env: dict[str, str]) -> tuple[float, dict[str, float]]:
     doc: dict[str, Any] = {}
     argv: list[str | os.PathLike[str]] = [*DISTKERNEL, "build", DEFAULT_RECIPE, "--fresh", "--json", "--out", out]
+    cpu = children_cpu()
     wall = timed(lambda: doc.update(json.loads(sh(*argv, env=env))))
-    return wall, {k: float(v) for k, v in doc.get("timings", {}).items()}
+    return wall, {**{k: float(v) for k, v in doc.get("timings", {}).items()}, "cpu": children_cpu() - cpu}
 
 
 def main() -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,13 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.monotonic()
     fn()
     return time.monotonic() - start
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far: the
+    difference around a step is the work its tools did, whatever the wall clock says."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:

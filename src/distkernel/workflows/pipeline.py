@@ -99,16 +99,17 @@ def _workdir(recipe: Recipe, skey: str, fresh: bool) -> Path:
 
 
 def configure(
-    recipe: Recipe, work: Path, *, strict: bool | None = None, progress: Progress | None = None
+    recipe: Recipe, work: Path, *, strict: bool | None = None, progress: Progress | None = None, jobs: int = 0
 ) -> ConfigOutcome:
     """Source and config stages; with `strict`, a requested value that did not take
-    fails here, before anything compiles."""
+    fails here, before anything compiles. JOBS: make -j here (0: the recipe's, else
+    every core)."""
     progress = progress or Silent()
     check_inputs(recipe)
     progress.stage("source")
     source = prepare_source(recipe)
     arch = get_arch(recipe.kernel.arch)
-    kb = Kbuild(source, work / "obj", arch, ccache=ccache_usable(recipe.build.ccache))
+    kb = Kbuild(source, work / "obj", arch, ccache=ccache_usable(recipe.build.ccache), jobs=jobs or recipe.build.jobs)
     link_module_key(recipe, kb.build_dir)
     progress.stage("config")
     logs = work / "logs"
@@ -215,7 +216,7 @@ def _build_in(
     progress: Progress,
 ) -> tuple[Path, Metadata, ConfigReport, BuildResult]:
     dist = choose(recipe.build, os.environ)  # where objects compile: never part of the key
-    configured = configure(recipe, work, strict=strict, progress=progress)
+    configured = configure(recipe, work, strict=strict, progress=progress, jobs=jobs)
     jobs = jobs or recipe.build.jobs or (dist.slots() if dist else 0) or (os.cpu_count() or 1)
     log = work / "logs" / "build.log"
     built = compile_kernel(configured.kbuild, configured.config.sha256, jobs, log, progress, dist)
