@@ -63,6 +63,7 @@ def build(
                 "key": result.key,
                 "seconds": round(result.seconds, 2),
                 "timings": result.timings,
+                "log": str(result.build.log) if result.build else None,  # kept, --fresh too
                 "metadata": result.metadata.to_json(),
                 "config": result.report.to_json() if result.report else None,
                 "distributed": distributed.to_json() if distributed else None,

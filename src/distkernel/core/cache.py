@@ -99,14 +99,21 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode(), mode)
 
 
-def atomic_copy(src: Path, dst: Path) -> None:
-    """Copy `src` to `dst` so that `dst` is either absent or complete."""
+def atomic_copy(src: Path, dst: Path, *, link: bool = False) -> None:
+    """Copy `src` to `dst` so that `dst` is either absent or complete. With `link`, a
+    hard link where the file system allows one (no bytes copied): for files that are
+    only ever replaced whole, never written in place."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        try:
+            if not link:
+                raise OSError
+            os.link(src, tmp)
+        except OSError:  # another file system (EXDEV), or one without hard links
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)

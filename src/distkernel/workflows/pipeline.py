@@ -134,18 +134,22 @@ def _cached(key: str) -> Path | None:
 
 
 def _store(key: str, built: Path) -> Path:
+    """BUILT (written whole and fsynced by the writer) moved into the package cache."""
     entry = cache.cache_dir("packages") / key
     target = entry / built.name
-    cache.atomic_copy(built, target)
+    cache.atomic_copy(built, target, link=True)
+    built.unlink()
     record = {"file": built.name, "sha256": cache.sha256_file(target)}
     cache.atomic_write_text(entry / "record.json", json.dumps(record, indent=1))
     return target
 
 
 def _deliver(pkg: Path, out: Path) -> Path:
+    """The cached package in OUT: a hard link where it can be (distkernel replaces a
+    package file whole, never in place; a cache hit checks the bytes anyway)."""
     target = out / pkg.name
     if target.resolve() != pkg.resolve():
-        cache.atomic_copy(pkg, target)
+        cache.atomic_copy(pkg, target, link=True)
     return target
 
 
@@ -170,15 +174,9 @@ def build_package(
     work = _workdir(recipe, str(doc["source"]), fresh)
     timings: dict[str, float] = {}
     with cache.locked(f"build-{work.name}"):
-        if fresh:
+        if fresh:  # emptied here, kept after the build (its logs) until the next fresh one
             shutil.rmtree(work, ignore_errors=True)
-        try:
-            pkg, metadata, report, built = _build_in(
-                recipe, work, out, key, doc, jobs, strict, _Timed(progress, timings)
-            )
-        finally:
-            if fresh:
-                shutil.rmtree(work, ignore_errors=True)
+        pkg, metadata, report, built = _build_in(recipe, work, out, key, doc, jobs, strict, _Timed(progress, timings))
     timings = {k: round(v, 2) for k, v in timings.items()}
     return BuildOutcome(pkg, metadata, False, key, time.monotonic() - start, report, built, timings)
 
@@ -224,7 +222,6 @@ def _build_in(
     staged = make_package(recipe, configured, built, work, toolchain=dict(doc["toolchain"]), progress=progress)  # type: ignore[call-overload]
     step(progress, "package", "store")
     stored = _store(key, staged)
-    staged.unlink()
     delivered = _deliver(stored, out)
     progress.stage("done")
     return delivered, read_metadata(delivered), configured.config.report, built
