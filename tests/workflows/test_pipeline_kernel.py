@@ -82,8 +82,11 @@ def test_fresh_build_in_another_dir_is_byte_identical(default_package: Built, tm
     doc = run.json()
     assert doc["cached"] is False
     assert Path(doc["package"]).read_bytes() == default_package.package.read_bytes()
-    # the build dir is kept until the next fresh build: its log is still there to read
-    assert "  CC      init/main.o" in Path(doc["log"]).read_text().splitlines()
+    # the build dir is kept until the next fresh build: its logs are still there to read
+    log = Path(doc["log"])
+    assert "  CC      init/main.o" in log.read_text().splitlines()
+    # the headers part was made while the compile finished (build/ahead.py)
+    assert "headers part: made during the compile" in (log.parent / "package.log").read_text().splitlines()
 
 
 def test_out_of_tree_module_builds_against_the_packaged_headers(default_package: Built, tmp_path: Path) -> None:

@@ -157,8 +157,10 @@ def _is_elf(path: Path) -> bool:
         return f.read(4) == b"\x7fELF"
 
 
-def header_members(kb: Kbuild, tmp: Path) -> list[Member]:
-    chosen = header_paths(kb)
+def header_members(kb: Kbuild, tmp: Path, chosen: dict[str, Path] | None = None) -> list[Member]:
+    """The headers tree's members (CHOSEN: header_paths, when already listed); host
+    tools are stripped into TMP."""
+    chosen = header_paths(kb) if chosen is None else chosen
     out = []
     for rel, path in chosen.items():
         arc = f"{HEADERS_DIR}/{rel}"

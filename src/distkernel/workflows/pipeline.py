@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distkernel import __version__
+from distkernel.build.ahead import HeadersAhead
 from distkernel.build.compile.distribute import choose
 from distkernel.build.compile.kbuild import Kbuild, ccache_usable
 from distkernel.build.compile.kernel import BuildResult, compile_kernel
@@ -20,7 +21,7 @@ from distkernel.build.config.inputs import check_inputs
 from distkernel.build.config.report import ConfigReport
 from distkernel.build.package.format import FORMAT, Metadata
 from distkernel.build.package.reader import read_metadata
-from distkernel.build.package.writer import write_package
+from distkernel.build.package.writer import Part, write_package
 from distkernel.build.payload import header_members, install_modules, kernel_members, module_members
 from distkernel.build.recipe_model import Recipe
 from distkernel.build.source import SourceTree, prepare_source, source_key
@@ -217,9 +218,11 @@ def _build_in(
     configured = configure(recipe, work, strict=strict, progress=progress, jobs=jobs)
     jobs = jobs or recipe.build.jobs or (dist.slots() if dist else 0) or (os.cpu_count() or 1)
     log = work / "logs" / "build.log"
-    built = compile_kernel(configured.kbuild, configured.config.sha256, jobs, log, progress, dist)
-    progress.stage("package")
-    staged = make_package(recipe, configured, built, work, toolchain=dict(doc["toolchain"]), progress=progress)  # type: ignore[call-overload]
+    with HeadersAhead(configured.kbuild, work, configured.source.date) as ahead:
+        built = compile_kernel(configured.kbuild, configured.config.sha256, jobs, log, progress, dist, ahead.on_line)
+        progress.stage("package")
+        toolchain = dict(doc["toolchain"])  # type: ignore[call-overload]
+        staged = make_package(recipe, configured, built, work, toolchain, progress, ahead.take())
     step(progress, "package", "store")
     stored = _store(key, staged)
     delivered = _deliver(stored, out)
@@ -234,10 +237,12 @@ def make_package(
     work: Path,
     toolchain: dict[str, str],
     progress: Progress | None = None,
+    headers: Part | None = None,
 ) -> Path:
     """Package a finished build into `work/out/`: modules_install, payload, metadata.
     Each sub-step is a stage of PROGRESS (`package: write`), so the build's timings say
-    where packaging spends its time."""
+    where packaging spends its time. HEADERS: the headers part made during the compile
+    (build/ahead.py), when it still stands."""
     kb, resolved = configured.kbuild, configured.config
     progress = progress or Silent()
     step(progress, "package", "modules_install")
@@ -248,7 +253,10 @@ def make_package(
     step(progress, "package", "image")
     image = boot_image(recipe, built.image, work, configured.source.date, work / "logs" / "package.log")
     step(progress, "package", "headers")
-    members = kernel_members(kb, image) + module_members(moddir) + header_members(kb, strip_dir)
+    heads = list(headers.members) if headers is not None else header_members(kb, strip_dir)
+    with open(work / "logs" / "package.log", "a") as log:
+        log.write(f"headers part: {'made during the compile' if headers else 'made now'}\n")
+    members = kernel_members(kb, image) + module_members(moddir) + heads
     metadata = Metadata(
         name=recipe.kernel.name,
         variant=recipe.kernel.variant,
@@ -279,4 +287,4 @@ def make_package(
         distkernel=__version__,
     )
     step(progress, "package", "write")  # hash every file, then compress the payload
-    return write_package(work / "out", metadata, members, sign=manifest_signer(recipe))
+    return write_package(work / "out", metadata, members, sign=manifest_signer(recipe), ready=headers)

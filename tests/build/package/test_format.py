@@ -168,3 +168,22 @@ def test_corrupt_control_member_is_one_user_error(tmp_path: Path, member: str, j
     if member == "metadata.json":
         with pytest.raises(UserError, match=f"{member} is corrupt"):
             read_metadata(bad)
+
+
+def test_a_part_made_ahead_gives_the_same_bytes(tmp_path: Path) -> None:
+    whole = write_package(tmp_path / "plain", metadata(), members(tmp_path))
+    heads = [m for m in members(tmp_path) if m.path.startswith("headers/")]
+    part = writer.prepare_part(list(reversed(heads)), 1700000000, tmp_path / "frame")
+    assert [m.path for m in part.members] == sorted(m.path for m in heads)
+    ahead = write_package(tmp_path / "ahead", metadata(), members(tmp_path), ready=part)
+    assert ahead.read_bytes() == whole.read_bytes()
+
+
+def test_a_part_made_ahead_of_other_members_is_not_taken(tmp_path: Path) -> None:
+    whole = write_package(tmp_path / "plain", metadata(), members(tmp_path))
+    stale = [Member("headers/include/stale.h", data=b"#define OLD 1\n")]
+    part = writer.prepare_part(stale, 1700000000, tmp_path / "frame")
+    ahead = write_package(tmp_path / "ahead", metadata(), members(tmp_path), ready=part)
+    assert ahead.read_bytes() == whole.read_bytes()
+    with pytest.raises(ValueError, match="more than one part"):
+        writer.prepare_part(members(tmp_path), 1700000000, tmp_path / "frame2")

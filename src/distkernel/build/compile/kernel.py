@@ -9,6 +9,7 @@ import dataclasses
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,9 @@ def compile_kernel(
     log: Path,
     progress: Progress | None = None,
     dist: Distribution | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> BuildResult:
+    """`make all`; ON_LINE sees each line of its output as it comes."""
     progress = progress or Silent()
     total = expected_objects(config_sha, kb.arch.name)
     if total is None:  # the first build of this config: count what its Kbuild files enable
@@ -79,6 +82,8 @@ def compile_kernel(
         if OBJECT_LINE.match(line):
             done += 1
             progress.update(done, total)
+        if on_line is not None:
+            on_line(line)
 
     start = time.monotonic()
     launch: Launch | None = None

@@ -108,12 +108,35 @@ def write_frames(raw: BinaryIO, control: bytes, payload: Iterable[Iterable[bytes
     raw.write(compress_frame(frames.tail(length)))
 
 
-def _by_part(
-    members: list[Member], date: int, files: dict[str, FileEntry], links: dict[str, str]
-) -> Iterator[Iterator[bytes]]:
-    """The members' tar bytes, a group per part (members come in payload_order)."""
+@dataclass(frozen=True)
+class Part:
+    """One part's payload frame, compressed ahead of the package (prepare_part): the
+    writer copies it as it is when the package's members of that part are MEMBERS."""
+
+    members: tuple[Member, ...]  # in payload_order
+    frame: Path
+    length: int  # of the tar bytes in the frame
+    files: dict[str, FileEntry]
+    links: dict[str, str]
+
+
+def prepare_part(members: list[Member], date: int, frame: Path) -> Part:
+    """MEMBERS (one part's) compressed into the file FRAME exactly as write_package
+    would put them in its frame."""
+    ordered = tuple(sorted(members, key=lambda m: payload_order(m.path)))
+    if len({part_of(m.path) for m in ordered}) > 1:
+        raise ValueError("prepare_part: members of more than one part")
+    files: dict[str, FileEntry] = {}
+    links: dict[str, str] = {}
+    with open(frame, "wb") as raw:
+        length = payload_frame(raw, _payload(list(ordered), date, files, links))
+    return Part(ordered, frame, length, files, links)
+
+
+def _by_part(members: list[Member]) -> Iterator[tuple[Member, ...]]:
+    """The members a part at a time (members come in payload_order)."""
     for _part, group in itertools.groupby(members, key=lambda m: part_of(m.path)):
-        yield _payload(list(group), date, files, links)
+        yield tuple(group)
 
 
 def _payload(members: list[Member], date: int, files: dict[str, FileEntry], links: dict[str, str]) -> Iterator[bytes]:
@@ -165,9 +188,15 @@ def _check(metadata: Metadata, meta_bytes: bytes, manifest_bytes: bytes, members
 
 
 def write_package(
-    dest_dir: Path, metadata: Metadata, members: list[Member], *, sign: Callable[[bytes], bytes] | None = None
+    dest_dir: Path,
+    metadata: Metadata,
+    members: list[Member],
+    *,
+    sign: Callable[[bytes], bytes] | None = None,
+    ready: Part | None = None,
 ) -> Path:
-    """Write `dest_dir/<metadata.filename>` atomically and return its path."""
+    """Write `dest_dir/<metadata.filename>` atomically and return its path; a part whose
+    members are READY's is copied from its frame instead of compressed again."""
     members = sorted(members, key=lambda m: payload_order(m.path))
     metadata = dataclasses.replace(metadata, sizes=payload_sizes(members))
     meta_bytes = canonical_json(metadata.to_json())
@@ -183,7 +212,16 @@ def write_package(
         # The payload's frames first, beside the package (the manifest, which comes
         # before them, is made as they are): then the head, the frames, the tail.
         with open(body, "w+b") as side:
-            length = sum(payload_frame(side, group) for group in _by_part(members, date, files, links))
+            length = 0
+            for group in _by_part(members):
+                if ready is not None and group == ready.members:
+                    with open(ready.frame, "rb") as made:
+                        shutil.copyfileobj(made, side, COPY)
+                    files.update(ready.files)
+                    links.update(ready.links)
+                    length += ready.length
+                else:
+                    length += payload_frame(side, _payload(list(group), date, files, links))
             manifest_bytes = Manifest(hashlib.sha256(meta_bytes).hexdigest(), files, links).to_bytes()
             _check(metadata, meta_bytes, manifest_bytes, members)
             control = head(meta_bytes, manifest_bytes, sign(manifest_bytes) if sign is not None else None, date)
