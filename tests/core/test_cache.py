@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from distkernel.core.cache import flocked
+from distkernel.core.cache import emptied, flocked
 
 
 def test_a_waiter_whose_lock_file_was_removed_takes_a_new_one(tmp_path: Path) -> None:
@@ -46,3 +46,21 @@ def test_two_holders_never_overlap(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert overlaps[0] == 0
+
+
+def test_emptied_sets_the_tree_aside_at_once_and_removes_it_and_leftovers(tmp_path: Path) -> None:
+    work = tmp_path / "build-fresh"
+    (work / "obj" / "deep").mkdir(parents=True)
+    (work / "obj" / "deep" / "f.o").write_bytes(b"x")
+    killed = tmp_path / "build-fresh.gone-1"  # what a killed run left aside
+    (killed / "obj").mkdir(parents=True)
+    other = tmp_path / "build-other"
+    other.mkdir()
+    with emptied(work):
+        assert not work.exists()  # the block starts on an empty place
+        work.mkdir()
+        (work / "new").write_text("kept")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build-fresh", "build-other"]
+    assert (work / "new").read_text() == "kept"
+    with emptied(tmp_path / "never-made"):  # nothing to set aside
+        pass

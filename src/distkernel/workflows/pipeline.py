@@ -3,6 +3,7 @@ finished packages: the same inputs never run make twice."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -174,9 +175,9 @@ def build_package(
         return BuildOutcome(delivered, read_metadata(delivered), True, key, time.monotonic() - start)
     work = _workdir(recipe, str(doc["source"]), fresh)
     timings: dict[str, float] = {}
-    with cache.locked(f"build-{work.name}"):
-        if fresh:  # emptied here, kept after the build (its logs) until the next fresh one
-            shutil.rmtree(work, ignore_errors=True)
+    # A fresh build's dir is emptied first and kept after the build (its logs) until
+    # the next fresh one.
+    with cache.locked(f"build-{work.name}"), cache.emptied(work) if fresh else contextlib.nullcontext():
         pkg, metadata, report, built = _build_in(recipe, work, out, key, doc, jobs, strict, _Timed(progress, timings))
     timings = {k: round(v, 2) for k, v in timings.items()}
     return BuildOutcome(pkg, metadata, False, key, time.monotonic() - start, report, built, timings)
