@@ -32,18 +32,24 @@ MODULE_INDEXES = (
 
 
 def _walk(top: Path, rel: str) -> list[str]:
-    """Files and symlinks below top/rel, as paths relative to top."""
-    out = []
+    """Files and symlinks below top/rel, as paths relative to top, sorted. Directory
+    entries tell their own type: no stat per file (the headers' 6,700 files are walked
+    while the compile finishes, and again after it)."""
     base = top / rel
     if base.is_file() or base.is_symlink():
         return [rel]
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames.sort()
-        for name in dirnames + filenames:
-            full = Path(dirpath, name)
-            if full.is_symlink() or (name in filenames and full.is_file()):
-                out.append(str(full.relative_to(top)))
-    return out
+    if not base.is_dir():
+        return []
+    cut = len(str(top)) + 1
+    out, folders = [], [str(base)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for e in entries:
+                if e.is_symlink() or e.is_file(follow_symlinks=False):
+                    out.append(e.path[cut:])
+                elif e.is_dir(follow_symlinks=False):
+                    folders.append(e.path)
+    return sorted(out)
 
 
 def _file_member(arc: str, path: Path) -> Member:
