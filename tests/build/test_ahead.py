@@ -19,26 +19,34 @@ from tests.conftest import make_fake_tree
 DATE = 1700000000
 
 
+def _write(top: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text(text)
+
+
 def fake_build(top: Path) -> Kbuild:
     """A source tree and a build dir holding what header_paths selects."""
     src = make_fake_tree(top / "src")
-    for rel, text in {
-        "include/linux/a.h": "#define A 1\n",
-        "scripts/Makefile.build": "# build\n",
-        "arch/x86/Makefile": "# x86\n",
-        "arch/x86/include/asm/b.h": "#define B 1\n",
-    }.items():
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        (src / rel).write_text(text)
+    _write(
+        src,
+        {
+            "include/linux/a.h": "#define A 1\n",
+            "scripts/Makefile.build": "# build\n",
+            "arch/x86/Makefile": "# x86\n",
+            "arch/x86/include/asm/b.h": "#define B 1\n",
+        },
+    )
     bd = top / "obj"
-    for rel, text in {
-        ".config": "CONFIG_MODULES=y\n",
-        "include/generated/autoconf.h": "#define CONFIG_MODULES 1\n",
-        "include/config/kernel.release": "6.1.7\n",
-        "Module.symvers": "0x1\tsym\tvmlinux\tEXPORT_SYMBOL\t\n",
-    }.items():
-        (bd / rel).parent.mkdir(parents=True, exist_ok=True)
-        (bd / rel).write_text(text)
+    _write(
+        bd,
+        {
+            ".config": "CONFIG_MODULES=y\n",
+            "include/generated/autoconf.h": "#define CONFIG_MODULES 1\n",
+            "include/config/kernel.release": "6.1.7\n",
+            "Module.symvers": "0x1\tsym\tvmlinux\tEXPORT_SYMBOL\t\n",
+        },
+    )
     return Kbuild(SourceTree(src, "6.1.7", "k", DATE, "test"), bd, get_arch("x86_64"))
 
 
