@@ -64,7 +64,7 @@ class HeadersAhead:
             # Linux's nice is per thread, and the threads zstd and objcopy start inherit it.
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
             shutil.rmtree(self.folder, ignore_errors=True)
-            (self.folder / "tools").mkdir(parents=True)
+            self.folder.mkdir(parents=True)
             chosen = header_paths(self.kb)
             before = _stamp(chosen)
             members = header_members(self.kb, self.folder / "tools", chosen)

@@ -165,8 +165,10 @@ def _is_elf(path: Path) -> bool:
 
 def header_members(kb: Kbuild, tmp: Path, chosen: dict[str, Path] | None = None) -> list[Member]:
     """The headers tree's members (CHOSEN: header_paths, when already listed); host
-    tools are stripped into TMP."""
+    tools are stripped into TMP (emptied first)."""
     chosen = header_paths(kb) if chosen is None else chosen
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     out = []
     for rel, path in chosen.items():
         arc = f"{HEADERS_DIR}/{rel}"

@@ -107,11 +107,7 @@ def atomic_copy(src: Path, dst: Path, *, link: bool = False) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
-        try:
-            if not link:
-                raise OSError
-            os.link(src, tmp)
-        except OSError:  # another file system (EXDEV), or one without hard links
+        if not (link and _hard_link(src, tmp)):
             shutil.copyfile(src, tmp)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -119,6 +115,14 @@ def atomic_copy(src: Path, dst: Path, *, link: bool = False) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(dst.parent)
+
+
+def _hard_link(src: Path, dst: Path) -> bool:
+    try:
+        os.link(src, dst)
+        return True
+    except OSError:  # another file system (EXDEV), or one without hard links
+        return False
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ import contextlib
 import functools
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,13 +247,10 @@ def make_package(
     progress = progress or Silent()
     step(progress, "package", "modules_install")
     moddir = install_modules(kb, built.kernel_release, work / "stage", work / "logs" / "package.log")
-    strip_dir = work / "host-tools"
-    shutil.rmtree(strip_dir, ignore_errors=True)
-    strip_dir.mkdir(parents=True)
     step(progress, "package", "image")
     image = boot_image(recipe, built.image, work, configured.source.date, work / "logs" / "package.log")
     step(progress, "package", "headers")
-    heads = list(headers.members) if headers is not None else header_members(kb, strip_dir)
+    heads = list(headers.members) if headers is not None else header_members(kb, work / "host-tools")
     with open(work / "logs" / "package.log", "a") as log:
         log.write(f"headers part: {'made during the compile' if headers else 'made now'}\n")
     members = kernel_members(kb, image) + module_members(moddir) + heads
