@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from distkernel.core.cache import emptied, flocked
+from distkernel.core.cache import emptied, flocked, lowest_priority
 
 
 def test_a_waiter_whose_lock_file_was_removed_takes_a_new_one(tmp_path: Path) -> None:
@@ -64,3 +64,20 @@ def test_emptied_sets_the_tree_aside_at_once_and_removes_it_and_leftovers(tmp_pa
     assert (work / "new").read_text() == "kept"
     with emptied(tmp_path / "never-made"):  # nothing to set aside
         pass
+
+
+def test_lowest_priority_lowers_the_calling_thread_only() -> None:
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before, seen = nice(), list[int]()
+
+    def work() -> None:
+        lowest_priority()
+        seen.append(nice())
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert seen == [19]
+    assert nice() == before

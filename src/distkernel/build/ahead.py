@@ -9,7 +9,6 @@ either way."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 from distkernel.build.compile.kbuild import Kbuild
 from distkernel.build.package.writer import Part, prepare_part
 from distkernel.build.payload import header_members, header_paths
+from distkernel.core import cache
 
 # Kbuild's short log of link-vmlinux.sh's links: `LD .tmp_vmlinux.kallsyms1` (or
 # `.tmp_vmlinux1`), `LD vmlinux`; never `LD vmlinux.o`, which comes before modpost.
@@ -61,8 +61,7 @@ class HeadersAhead:
 
     def _make(self) -> None:
         try:
-            # Linux's nice is per thread, and the threads zstd and objcopy start inherit it.
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            cache.lowest_priority()  # also for the threads zstd and objcopy start
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder.mkdir(parents=True)
             chosen = header_paths(self.kb)

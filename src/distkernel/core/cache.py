@@ -125,6 +125,12 @@ def _hard_link(src: Path, dst: Path) -> bool:
         return False
 
 
+def lowest_priority() -> None:
+    """The calling thread at nice 19. Linux's nice is per thread, and the threads and
+    processes this one starts inherit it."""
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 @contextlib.contextmanager
 def emptied(path: Path) -> Iterator[None]:
     """PATH gone at once (renamed aside) for the block, its files removed meanwhile by a
@@ -140,6 +146,7 @@ def emptied(path: Path) -> Iterator[None]:
         pass
 
     def remove() -> None:
+        lowest_priority()  # the block's own work (a compile) comes first
         for tree in leftovers:
             shutil.rmtree(tree, ignore_errors=True)
 
