@@ -79,6 +79,14 @@ def our_run(out: Path, env: dict[str, str]) -> tuple[float, dict[str, float]]:
     return wall, {**{k: float(v) for k, v in doc.get("timings", {}).items()}, "cpu": children_cpu() - cpu}
 
 
+def settled(run: tuple[float, dict[str, float]]) -> tuple[float, dict[str, float]]:
+    """A run's result once its writes are on the disk (untimed): the hand's teardown (its
+    rm -rf of a kernel build tree) and both sides' dirty pages would otherwise be the next
+    run's journal commits and discards, whichever side that is."""
+    os.sync()
+    return run
+
+
 def main() -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cold", action="store_true", help="disable ccache on both sides (about 4 min each)")
@@ -97,11 +105,11 @@ def main() -> dict[str, object]:
             # Each side goes first in every other pair: a build right after another one
             # (a warmer or a throttled machine) is not always the same side's.
             if n % 2:
-                wall, stages = our_run(Path(tmp) / f"ours{n}", env)
-                hand, steps = hand_run(hand_work, env)
+                wall, stages = settled(our_run(Path(tmp) / f"ours{n}", env))
+                hand, steps = settled(hand_run(hand_work, env))
             else:
-                hand, steps = hand_run(hand_work, env)
-                wall, stages = our_run(Path(tmp) / f"ours{n}", env)
+                hand, steps = settled(hand_run(hand_work, env))
+                wall, stages = settled(our_run(Path(tmp) / f"ours{n}", env))
             hands.append(steps)
             ours.append(stages)
             walls.append((hand, wall))
