@@ -80,9 +80,9 @@ def our_run(out: Path, env: dict[str, str]) -> tuple[float, dict[str, float]]:
 
 
 def settled(run: tuple[float, dict[str, float]]) -> tuple[float, dict[str, float]]:
-    """A run's result once its writes are on the disk (untimed): the hand's teardown (its
-    rm -rf of a kernel build tree) and both sides' dirty pages would otherwise be the next
-    run's journal commits and discards, whichever side that is."""
+    """A run's result once its writes are on the disk (untimed): both sides' dirty pages
+    (and the hand's untimed rm -rf of a build tree) would otherwise be written back during
+    the next run, whichever side that is."""
     os.sync()
     return run
 
