@@ -70,7 +70,8 @@ def test_lowest_priority_lowers_the_calling_thread_only() -> None:
     def nice() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-    before, seen = nice(), list[int]()
+    before = nice()
+    seen: list[int] = []
 
     def work() -> None:
         lowest_priority()
